@@ -1,0 +1,1 @@
+"""The contract and the kit every collections-hub service shares."""

@@ -1,0 +1,144 @@
+"""Typed domain errors and the one middleware that maps them to each dialect's HTTP error body."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from http import HTTPStatus
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+class Dialect(Enum):
+    """The public API dialects; each renders errors its own way (see docs/dialects.md)."""
+
+    A = "namespaced"
+    B = "v2"
+    C = "v1"
+    PLAIN = "plain"
+
+
+class DomainError(Exception):
+    """A failure the caller caused or should know about; `status` is the HTTP status it maps to."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Invalid(DomainError):
+    """The request is malformed or breaks a rule of the domain (400)."""
+
+    status = 400
+
+
+class ValidationFailed(DomainError):
+    """A request body or query failed schema validation: 422 in dialect B, 400 elsewhere."""
+
+    status = 400
+
+
+class Unauthorized(DomainError):
+    """No valid credentials (401)."""
+
+    status = 401
+
+
+class Forbidden(DomainError):
+    """Authenticated, but not allowed (403)."""
+
+    status = 403
+
+
+class NotFound(DomainError):
+    """The thing does not exist, or the caller may not know it does (404)."""
+
+    status = 404
+
+
+class Conflict(DomainError):
+    """The change clashes with existing state, such as a taken unique name (409)."""
+
+    status = 409
+
+
+class PayloadTooLarge(DomainError):
+    """The request body is over the configured limit (413)."""
+
+    status = 413
+
+
+class Unavailable(DomainError):
+    """A dependency did not answer in time (503)."""
+
+    status = 503
+
+
+def dialect_for_path(path: str) -> Dialect:
+    """Which dialect a public path belongs to, by its prefix."""
+    if path.startswith("/api/v2/"):
+        return Dialect.B
+    if path.startswith("/namespaces/"):
+        return Dialect.A
+    if path.startswith("/v1/"):
+        return Dialect.C
+    return Dialect.PLAIN
+
+
+def error_status(error: DomainError, dialect: Dialect) -> int:
+    """The HTTP status for an error in a dialect: dialect B answers schema failures with 422."""
+    if isinstance(error, ValidationFailed) and dialect is Dialect.B:
+        return 422
+    return error.status
+
+
+def error_body(status: int, message: str, dialect: Dialect) -> dict[str, object]:
+    """The JSON error body in the dialect's shape."""
+    if dialect is Dialect.A:
+        return {"statusCode": status, "message": message, "error": HTTPStatus(status).phrase}
+    return {"error": message}
+
+
+def error_response(status: int, message: str, dialect: Dialect) -> web.Response:
+    """A JSON error response in the dialect's shape."""
+    return web.json_response(error_body(status, message, dialect), status=status)
+
+
+_HTTP_MESSAGES = {
+    404: "not found",
+    405: "method not allowed",
+    413: "request body too large",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into a JSON error in the request's dialect; never leak a stack trace."""
+    dialect = dialect_for_path(request.path)
+    try:
+        return await handler(request)
+    except DomainError as error:
+        return error_response(error_status(error, dialect), error.message, dialect)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.content_type == "application/json" and exc.text:
+            try:
+                json.loads(exc.text)
+            except ValueError:
+                pass
+            else:
+                raise
+        message = _HTTP_MESSAGES.get(exc.status, exc.reason.lower())
+        return error_response(exc.status, message, dialect)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+        return error_response(500, "internal server error", dialect)

@@ -1,0 +1,58 @@
+"""NATS and JetStream: connecting, and declaring the `HUB_EVENTS` stream every service relies on."""
+
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from shared.events import STREAM_NAME, STREAM_SUBJECTS
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+async def connect_nats(settings: ServiceSettings) -> NatsClient:
+    """Connect with unlimited reconnects, so a restarted nats-server is picked up again."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error: %s", exc)
+
+    return await nats.connect(
+        settings.nats_url,
+        name=settings.service_name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        error_cb=on_error,
+    )
+
+
+def stream_config(settings: ServiceSettings) -> StreamConfig:
+    """The `HUB_EVENTS` stream: file storage, replicas and duplicate window from settings."""
+    return StreamConfig(
+        name=STREAM_NAME,
+        subjects=STREAM_SUBJECTS,
+        storage=StorageType.FILE,
+        num_replicas=settings.nats_stream_replicas,
+        duplicate_window=settings.nats_duplicate_window_seconds,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, settings: ServiceSettings) -> None:
+    """Create the stream, or bring an existing one up to date with the settings."""
+    config = stream_config(settings)
+    try:
+        await js.stream_info(STREAM_NAME)
+    except nats.js.errors.NotFoundError:
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            # Another service created it between our look-up and our add.
+            await js.update_stream(config)
+    else:
+        await js.update_stream(config)

@@ -1,0 +1,126 @@
+"""The transactional outbox: events ride in the changed document and a relay publishes them.
+
+A state change and its events are one single-document update (no multi-document transaction, which the
+stand-in server cannot isolate). Pending events sit in a map keyed by event id (`outbox.<id>`) with a
+counter beside it; the relay publishes each with `Nats-Msg-Id` = event id, waits for JetStream's ack and
+only then unsets it, so a crash anywhere leads to a republish that JetStream deduplicates, never a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from nats.js import JetStreamContext
+from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.events import EventEnvelope
+from shared.mongo import Document
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FIELD = "outbox"
+OUTBOX_COUNT_FIELD = "outbox_count"
+
+
+def with_events(update: dict[str, Any], *events: EventEnvelope) -> dict[str, Any]:
+    """Add the events to a MongoDB update document, so they are written in the same operation."""
+    merged = {op: dict(fields) for op, fields in update.items()}
+    merged.setdefault("$set", {}).update({f"{OUTBOX_FIELD}.{e.id}": e.outbox_entry() for e in events})
+    merged.setdefault("$inc", {})[OUTBOX_COUNT_FIELD] = len(events)
+    return merged
+
+
+def new_document_outbox(*events: EventEnvelope) -> Document:
+    """Outbox fields for a document inserted together with its first events."""
+    return {OUTBOX_FIELD: {e.id: e.outbox_entry() for e in events}, OUTBOX_COUNT_FIELD: len(events)}
+
+
+async def ensure_outbox_index(collection: AsyncCollection[Document]) -> None:
+    """The relay looks documents up by their pending-event count."""
+    await collection.create_index(OUTBOX_COUNT_FIELD)
+
+
+class OutboxRelay:
+    """Publishes pending events from the watched collections to JetStream, then removes them."""
+
+    def __init__(
+        self,
+        collections: list[AsyncCollection[Document]],
+        js: JetStreamContext,
+        *,
+        batch_size: int = 200,
+        poll_interval: float = 1.0,
+        publish_timeout: float = 5.0,
+    ) -> None:
+        self._collections = collections
+        self._js = js
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._publish_timeout = publish_timeout
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """Tell the relay that a write just added events, so it need not wait for the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Drain forever: on every notification and at least once per poll interval."""
+        backoff = self._poll_interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            self._wake.clear()
+            try:
+                await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive any broker or database outage
+                log.warning("outbox relay failed, will retry: %s", exc)
+                backoff = min(backoff * 2, 10.0)
+            else:
+                backoff = self._poll_interval
+
+    async def drain(self) -> int:
+        """Publish every pending event once; return how many were published."""
+        published = 0
+        for collection in self._collections:
+            while True:
+                documents, events = await self._publish_batch(collection)
+                published += events
+                if documents < self._batch_size:
+                    break
+        return published
+
+    async def _publish_batch(self, collection: AsyncCollection[Document]) -> tuple[int, int]:
+        """Publish the events of one batch of documents; return (documents read, events published)."""
+        cursor = collection.find({OUTBOX_COUNT_FIELD: {"$gt": 0}}, {OUTBOX_FIELD: 1}, limit=self._batch_size)
+        docs = await cursor.to_list()
+        acks: list[UpdateOne] = []
+        count = 0
+        for doc in docs:
+            entries = sorted(
+                (doc.get(OUTBOX_FIELD) or {}).values(), key=lambda e: (e["occurred_at"], e["id"])
+            )
+            # Publish one document's events in order; documents are independent of each other.
+            for entry in entries:
+                event = EventEnvelope.model_validate(entry)
+                await self._js.publish(
+                    event.subject,
+                    event.model_dump_json().encode(),
+                    timeout=self._publish_timeout,
+                    headers={"Nats-Msg-Id": event.id},
+                )
+                acks.append(
+                    UpdateOne(
+                        {"_id": doc["_id"], f"{OUTBOX_FIELD}.{event.id}": {"$exists": True}},
+                        {"$unset": {f"{OUTBOX_FIELD}.{event.id}": ""}, "$inc": {OUTBOX_COUNT_FIELD: -1}},
+                    )
+                )
+                count += 1
+        if acks:
+            await collection.bulk_write(acks, ordered=False)
+        return len(docs), count

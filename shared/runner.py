@@ -1,0 +1,24 @@
+"""Running a service as a process: JSON logs, then serve until SIGTERM and shut down gracefully."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from shared.logs import configure_logging
+from shared.settings import ServiceSettings
+
+
+def serve(create_app: Callable[[ServiceSettings], web.Application], settings: ServiceSettings) -> None:
+    """Serve the app; on SIGTERM or SIGINT stop accepting, let in-flight requests finish, run cleanups."""
+    configure_logging(settings.service_name, settings.log_level)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log=None,
+        print=None,
+        handle_signals=True,
+    )

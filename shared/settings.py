@@ -1,0 +1,42 @@
+"""Settings base: one pydantic-settings object per service, read from `HUB_*` variables at start."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs: where it listens, its MongoDB database, NATS, and the internal secret."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore", frozen=True)
+
+    service_name: str = "hub"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    mongodb_url: str = Field(
+        default="mongodb://127.0.0.1:27017",
+        validation_alias=AliasChoices("HUB_MONGODB_URL", "MONGODB_URL"),
+    )
+    mongo_database: str = "hub"
+    # "majority" in production (replica set); an integer such as "1" for a single server.
+    mongo_write_concern: str = "majority"
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        validation_alias=AliasChoices("HUB_NATS_URL", "NATS_URL"),
+    )
+    # Replicas for the HUB_EVENTS stream: 3 in production, 1 for a single embedded nats-server.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
+    # Longer than the outbox relay's retry horizon, so a republished event is dropped by JetStream.
+    nats_duplicate_window_seconds: float = Field(default=600.0, gt=0)
+    internal_secret: SecretStr = SecretStr("")
+    log_level: str = "INFO"
+    # Seconds in-flight requests get to finish after SIGTERM.
+    shutdown_timeout: float = 10.0
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @property
+    def write_concern_w(self) -> int | str:
+        """The `w` value for the Mongo client: an integer when the setting is numeric."""
+        value = self.mongo_write_concern
+        return int(value) if value.isdigit() else value

@@ -1,0 +1,132 @@
+"""Assembling a service's aiohttp app: middlewares, health, metrics and the Mongo/NATS resources."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.errors import Unauthorized, error_middleware
+from shared.health import READINESS_KEY, ReadinessCheck, add_health_routes
+from shared.logs import request_id_var
+from shared.messaging import connect_nats, ensure_stream
+from shared.metrics import METRICS_KEY, Metrics, metrics_middleware
+from shared.mongo import Document, create_mongo_client, ping
+from shared.principal import (
+    PRINCIPAL_HEADER,
+    PRINCIPAL_KEY,
+    REQUEST_ID_HEADER,
+    SECRET_HEADER,
+    parse_principal,
+    secret_matches,
+)
+from shared.settings import ServiceSettings
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SETTINGS_KEY = web.AppKey("settings", ServiceSettings)
+MONGO_KEY = web.AppKey("mongo", AsyncMongoClient[Document])
+DB_KEY = web.AppKey("db", AsyncDatabase[Document])
+NATS_KEY = web.AppKey("nats", NatsClient)
+JS_KEY = web.AppKey("jetstream", JetStreamContext)
+
+# Paths answered without the internal secret: probes and scraping stay inside the cluster network.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_id_for(incoming: str | None) -> str:
+    """Keep a well-formed incoming request id, otherwise make a new one."""
+    if incoming and _REQUEST_ID.match(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Carry the request id into logs, events and the response."""
+    request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER))
+    token = request_id_var.set(request_id)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers[REQUEST_ID_HEADER] = request_id
+        raise
+    finally:
+        request_id_var.reset(token)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+@web.middleware
+async def internal_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Trust the gateway's principal header only together with the internal shared secret."""
+    if request.path in OPEN_PATHS:
+        return await handler(request)
+    secret = request.app[SETTINGS_KEY].internal_secret.get_secret_value()
+    if not secret_matches(request.headers.get(SECRET_HEADER), secret):
+        raise Unauthorized("internal credentials required")
+    raw = request.headers.get(PRINCIPAL_HEADER)
+    if raw:
+        request[PRINCIPAL_KEY] = parse_principal(raw)
+    return await handler(request)
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    """Prometheus exposition of this instance's metrics."""
+    return request.app[METRICS_KEY].render()
+
+
+def create_service_app(settings: ServiceSettings, *, internal_auth: bool = True) -> web.Application:
+    """An app with the shared middlewares, `/healthz`, `/readyz`, `/metrics`, settings and metrics set."""
+    middlewares: list[Handler] = [request_context_middleware, metrics_middleware, error_middleware]  # type: ignore[list-item]
+    if internal_auth:
+        middlewares.append(internal_auth_middleware)  # type: ignore[arg-type]
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)  # type: ignore[arg-type]
+    app[SETTINGS_KEY] = settings
+    app[METRICS_KEY] = Metrics(settings.service_name)
+    app[READINESS_KEY] = {}
+    add_health_routes(app)
+    app.router.add_get("/metrics", metrics_handler)
+    return app
+
+
+def add_readiness_check(app: web.Application, name: str, check: ReadinessCheck) -> None:
+    """Register a dependency that `/readyz` must find answering."""
+    app[READINESS_KEY][name] = check
+
+
+async def mongo_resource(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the Mongo client and this service's database, closed on shutdown."""
+    settings = app[SETTINGS_KEY]
+    client = create_mongo_client(settings, app[METRICS_KEY])
+    app[MONGO_KEY] = client
+    app[DB_KEY] = client[settings.mongo_database]
+    add_readiness_check(app, "mongo", lambda: ping(client))
+    yield
+    await client.close()
+
+
+async def nats_resource(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the NATS connection and JetStream with `HUB_EVENTS` declared; drained on shutdown."""
+    settings = app[SETTINGS_KEY]
+    nc = await connect_nats(settings)
+    js = nc.jetstream()
+    await ensure_stream(js, settings)
+    app[NATS_KEY] = nc
+    app[JS_KEY] = js
+
+    async def nats_ready() -> None:
+        if not nc.is_connected:
+            raise ConnectionError("nats not connected")
+
+    add_readiness_check(app, "nats", nats_ready)
+    yield
+    await nc.drain()
