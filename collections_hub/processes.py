@@ -1,0 +1,118 @@
+"""Child processes: start, wait until ready, stop gracefully (SIGTERM, then SIGKILL), or kill -9."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def venv_binary(name: str) -> str:
+    """A console script installed beside this interpreter (nats-server, nx-27017)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    raise FileNotFoundError(f"{name} is not installed beside {sys.executable}; run `make run` or `make test`")
+
+
+def port_open(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections there."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def http_ok(url: str) -> bool:
+    """Whether a GET of the URL answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback URLs we built
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@dataclass
+class ManagedProcess:
+    """One child process with its log file; stopping it never leaves it behind."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ManagedProcess:
+        """Start the process, its output appended to the log file."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - argv built by us, no shell
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        """The child's pid."""
+        assert self.process is not None, f"{self.name} was not started"
+        return self.process.pid
+
+    def alive(self) -> bool:
+        """Whether the child is still running."""
+        return self.process is not None and self.process.poll() is None
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Poll `ready()` until it is true; fail with the log's tail if the child dies or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+            if ready():
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the child's log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, wait, then SIGKILL; return the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """kill -9 the child and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

