@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +21,7 @@ from shared.logs import request_id_var
 from shared.messaging import connect_nats, ensure_stream
 from shared.metrics import METRICS_KEY, Metrics, metrics_middleware
 from shared.mongo import Document, create_mongo_client, ping
+from shared.outbox import OutboxRelay
 from shared.principal import (
     PRINCIPAL_HEADER,
     PRINCIPAL_KEY,
@@ -28,6 +32,8 @@ from shared.principal import (
 )
 from shared.settings import ServiceSettings
 
+log = logging.getLogger(__name__)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SETTINGS_KEY = web.AppKey("settings", ServiceSettings)
@@ -35,6 +41,8 @@ MONGO_KEY = web.AppKey("mongo", AsyncMongoClient[Document])
 DB_KEY = web.AppKey("db", AsyncDatabase[Document])
 NATS_KEY = web.AppKey("nats", NatsClient)
 JS_KEY = web.AppKey("jetstream", JetStreamContext)
+
+RELAY_KEY = web.AppKey("outbox_relay", OutboxRelay)
 
 # Paths answered without the internal secret: probes and scraping stay inside the cluster network.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -79,6 +87,22 @@ async def internal_auth_middleware(request: web.Request, handler: Handler) -> we
     return await handler(request)
 
 
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@web.middleware
+async def relay_wakeup_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """After a successful write, wake the outbox relay so events reach the stream without a poll delay."""
+    response = await handler(request)
+    if (
+        request.method not in _READ_METHODS
+        and response.status < 400
+        and (relay := request.app.get(RELAY_KEY))
+    ):
+        relay.notify()
+    return response
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
     """Prometheus exposition of this instance's metrics."""
     return request.app[METRICS_KEY].render()
@@ -86,7 +110,12 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 def create_service_app(settings: ServiceSettings, *, internal_auth: bool = True) -> web.Application:
     """An app with the shared middlewares, `/healthz`, `/readyz`, `/metrics`, settings and metrics set."""
-    middlewares: list[Handler] = [request_context_middleware, metrics_middleware, error_middleware]  # type: ignore[list-item]
+    middlewares: list[Handler] = [
+        request_context_middleware,  # type: ignore[list-item]
+        metrics_middleware,  # type: ignore[list-item]
+        error_middleware,  # type: ignore[list-item]
+        relay_wakeup_middleware,  # type: ignore[list-item]
+    ]
     if internal_auth:
         middlewares.append(internal_auth_middleware)  # type: ignore[arg-type]
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)  # type: ignore[arg-type]
@@ -130,3 +159,32 @@ async def nats_resource(app: web.Application) -> AsyncIterator[None]:
     add_readiness_check(app, "nats", nats_ready)
     yield
     await nc.drain()
+
+
+def outbox_relay_resource(
+    collection_names: list[str],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """cleanup_ctx: a relay publishing the outboxes of these collections, on a Mongo client of its own.
+
+    Its commands are counted under `client="relay"`, apart from the request path's.
+    """
+
+    async def relay_resource(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS_KEY]
+        client = create_mongo_client(settings, app[METRICS_KEY], label="relay")
+        db = client[settings.mongo_database]
+        relay = OutboxRelay([db[name] for name in collection_names], app[JS_KEY])
+        app[RELAY_KEY] = relay
+        task = asyncio.create_task(relay.run(), name="outbox-relay")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        # Publish what the last requests wrote; anything left is published after the next start.
+        try:
+            await asyncio.wait_for(relay.drain(), timeout=2.0)
+        except Exception as exc:  # noqa: BLE001 - best effort; the outbox keeps what was not published
+            log.info("outbox left for next start: %s", exc)
+        await client.close()
+
+    return relay_resource

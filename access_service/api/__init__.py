@@ -1,0 +1,1 @@
+"""HTTP handlers of access_service, one module per API surface."""

@@ -1,0 +1,1 @@
+"""catalog_service: namespaces, projects, datasets, the item registry, collections and their members."""

@@ -1,0 +1,167 @@
+"""The embedded stack: infrastructure (unless given URLs), the three services and the gateway as children."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collections_hub.processes import ManagedProcess, free_port, http_ok
+from collections_hub.servers import start_mongo, start_nats
+
+SERVICES = ("access_service", "catalog_service", "history_service")
+
+
+@dataclass
+class StackConfig:
+    """What the stack needs; URLs left empty mean "start our own server"."""
+
+    data_dir: Path
+    port: int = 8080
+    mongodb_url: str | None = None
+    nats_url: str | None = None
+    admin_api_key: str | None = None
+    jwt_secret: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str = "collections-hub"
+    database_prefix: str = "hub"
+    nats_sync_interval: str = "always"
+    log_level: str = "INFO"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, port: int | None, data_dir: str | None) -> StackConfig:
+        """Configuration from `HUB_*`, `MONGODB_URL` and `NATS_URL`, with command-line overrides."""
+        env = os.environ
+        return cls(
+            data_dir=Path(data_dir or env.get("HUB_DATA_DIR", ".hub-data")).resolve(),
+            port=port or int(env.get("HUB_PORT", "8080")),
+            mongodb_url=env.get("MONGODB_URL") or env.get("HUB_MONGODB_URL") or None,
+            nats_url=env.get("NATS_URL") or env.get("HUB_NATS_URL") or None,
+            admin_api_key=env.get("HUB_ADMIN_API_KEY") or None,
+            jwt_secret=env.get("HUB_JWT_SECRET") or None,
+            jwt_issuer=env.get("HUB_JWT_ISSUER") or None,
+            jwt_audience=env.get("HUB_JWT_AUDIENCE", "collections-hub"),
+            log_level=env.get("HUB_LOG_LEVEL", "INFO"),
+        )
+
+
+def persistent_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets generated once per data dir (admin key, JWT secret), so a restart keeps working keys."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    data_dir.mkdir(parents=True, exist_ok=True)
+    generated = {"admin_api_key": secrets.token_urlsafe(32), "jwt_secret": secrets.token_urlsafe(48)}
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(generated))
+    return generated
+
+
+class EmbeddedStack:
+    """Starts everything in order, and stops everything in reverse, leaving no process behind."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        stored = persistent_secrets(config.data_dir)
+        self.admin_api_key = config.admin_api_key or stored["admin_api_key"]
+        self.jwt_secret = config.jwt_secret or stored["jwt_secret"]
+        self.internal_secret = secrets.token_urlsafe(32)
+        self.infrastructure: list[ManagedProcess] = []
+        self.services: dict[str, ManagedProcess] = {}
+        self.service_urls: dict[str, str] = {}
+        self.mongodb_url = config.mongodb_url or ""
+        self.nats_url = config.nats_url or ""
+
+    @property
+    def gateway_url(self) -> str:
+        """Where callers reach the stack."""
+        return f"http://127.0.0.1:{self.config.port}"
+
+    def start(self) -> None:
+        """Start infrastructure, then services, then the gateway; return once all are ready."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        data_dir = self.config.data_dir
+        if not self.nats_url:
+            proc, self.nats_url = start_nats(data_dir, sync_interval=self.config.nats_sync_interval)
+            self.infrastructure.append(proc)
+        if not self.mongodb_url:
+            proc, self.mongodb_url = start_mongo(data_dir)
+            self.infrastructure.append(proc)
+        for name in SERVICES:
+            self.start_service(name)
+        for name in SERVICES:
+            self.wait_ready(name)
+        self.start_service("gateway", port=self.config.port)
+        self.wait_ready("gateway")
+
+    def service_env(self, name: str, port: int) -> dict[str, str]:
+        """The environment of one service process."""
+        short = name.removesuffix("_service")
+        env = {
+            "HUB_SERVICE_NAME": name,
+            "HUB_HOST": "127.0.0.1",
+            "HUB_PORT": str(port),
+            "HUB_MONGODB_URL": self.mongodb_url,
+            "HUB_MONGO_DATABASE": f"{self.config.database_prefix}_{short}",
+            "HUB_MONGO_WRITE_CONCERN": "1",
+            "HUB_NATS_URL": self.nats_url,
+            "HUB_INTERNAL_SECRET": self.internal_secret,
+            "HUB_LOG_LEVEL": self.config.log_level,
+            "HUB_ADMIN_API_KEY": self.admin_api_key,
+            "HUB_JWT_SECRET": self.jwt_secret,
+            "HUB_JWT_AUDIENCE": self.config.jwt_audience,
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.config.jwt_issuer:
+            env["HUB_JWT_ISSUER"] = self.config.jwt_issuer
+        if name == "gateway":
+            for service in SERVICES:
+                env[f"HUB_{service.removesuffix('_service').upper()}_URL"] = self.service_urls[service]
+        # Variables for another service must not leak in from the parent's environment.
+        return {**env, **self.config.extra_env}
+
+    def start_service(self, name: str, port: int | None = None) -> ManagedProcess:
+        """Start (or restart) one service process on its port."""
+        if port is None:
+            previous = self.service_urls.get(name)
+            port = int(previous.rsplit(":", 1)[1]) if previous else free_port()
+        self.service_urls[name] = f"http://127.0.0.1:{port}"
+        proc = ManagedProcess(
+            name,
+            [sys.executable, "-m", name],
+            self.config.data_dir / "logs" / f"{name}.log",
+            env=self.service_env(name, port),
+        )
+        self.services[name] = proc.start()
+        return proc
+
+    def wait_ready(self, name: str, timeout: float = 60.0) -> None:
+        """Wait until the service's `/readyz` answers 200."""
+        url = f"{self.service_urls[name]}/readyz"
+        self.services[name].wait_until(lambda: http_ok(url), timeout=timeout)
+
+    def dead_children(self) -> list[str]:
+        """Names of children that exited on their own."""
+        procs = [*self.infrastructure, *self.services.values()]
+        return [proc.name for proc in procs if proc.process is not None and not proc.alive()]
+
+    def stop(self) -> None:
+        """Gateway first, then services, then infrastructure; each gets SIGTERM, then SIGKILL."""
+        gateway = self.services.pop("gateway", None)
+        if gateway:
+            gateway.stop()
+        for proc in self.services.values():
+            proc.stop()
+        for proc in reversed(self.infrastructure):
+            proc.stop()

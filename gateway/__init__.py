@@ -1,0 +1,1 @@
+"""The gateway: authenticates every caller, then routes the request to the service that owns it."""

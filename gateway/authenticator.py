@@ -1,0 +1,106 @@
+"""Resolving credentials to a principal through access_service, with a short-lived cache.
+
+The cache lives at most `auth_cache_ttl_seconds` (<= 1s), which is what bounds how long a revoked key
+keeps working. Concurrent misses for the same credentials share one call to access_service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import ClientError, ClientSession
+
+from gateway.credentials import Credentials
+from gateway.jwt_verifier import JwtVerifier
+from shared.errors import Unauthorized, Unavailable
+from shared.principal import Principal, internal_headers
+
+MAX_CACHE_ENTRIES = 50_000
+
+
+class Authenticator:
+    """Credentials in, principal out; 401 for anything access_service does not vouch for."""
+
+    def __init__(
+        self,
+        session: ClientSession,
+        access_url: str,
+        secret: str,
+        verifier: JwtVerifier,
+        ttl: float,
+    ) -> None:
+        self._session = session
+        self._access_url = access_url.rstrip("/")
+        self._secret = secret
+        self._verifier = verifier
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._inflight: dict[str, asyncio.Future[Principal]] = {}
+
+    async def authenticate(self, credentials: Credentials) -> Principal:
+        """The principal for these credentials."""
+        key = credentials.cache_key
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            principal = await self._resolve(credentials)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
+            future.set_result(principal)
+            self._remember(key, principal, now)
+            return principal
+        finally:
+            del self._inflight[key]
+
+    def forget_all(self) -> None:
+        """Drop every cached principal (after a revocation event, say)."""
+        self._cache.clear()
+
+    def _remember(self, key: str, principal: Principal, now: float) -> None:
+        if self._ttl <= 0:
+            return
+        if len(self._cache) >= MAX_CACHE_ENTRIES:
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            if len(self._cache) >= MAX_CACHE_ENTRIES:
+                self._cache.clear()
+        self._cache[key] = (now + self._ttl, principal)
+
+    async def _resolve(self, credentials: Credentials) -> Principal:
+        if credentials.kind == "jwt":
+            user_id = self._verifier.subject(credentials.token)
+            return await self._call("GET", f"/internal/principals/by-user/{user_id}", None)
+        body = (
+            {"key": credentials.token}
+            if credentials.kind == "api_key"
+            else {"key_id": credentials.key_id, "secret": credentials.token}
+        )
+        return await self._call("POST", "/internal/principals/by-api-key", body)
+
+    async def _call(self, method: str, path: str, body: dict[str, str] | None) -> Principal:
+        try:
+            async with self._session.request(
+                method,
+                f"{self._access_url}{path}",
+                json=body,
+                headers=internal_headers(self._secret, None, None),
+            ) as response:
+                payload = await response.read()
+                status = response.status
+        except (ClientError, TimeoutError) as exc:
+            raise Unavailable("authentication service unavailable") from exc
+        if status == 200:
+            return Principal.model_validate_json(payload)
+        if status in (401, 422, 400, 404):
+            raise Unauthorized("invalid credentials")
+        raise Unavailable("authentication service unavailable")

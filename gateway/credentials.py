@@ -1,0 +1,59 @@
+"""Reading credentials off a request: X-API-KEY, Bearer (API key or JWT) and Basic key_id:secret."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Literal
+
+from multidict import CIMultiDictProxy
+
+from shared.errors import Unauthorized
+
+MAX_CREDENTIAL_LENGTH = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the caller presented; `cache_key` identifies it (the full secret material) for the cache."""
+
+    kind: Literal["api_key", "basic", "jwt"]
+    token: str
+    key_id: str = ""
+
+    @property
+    def cache_key(self) -> str:
+        """The presented material, so a different secret for the same key id is never served from cache."""
+        return f"{self.kind}:{self.key_id}:{self.token}"
+
+
+def looks_like_jwt(token: str) -> bool:
+    """A compact JWS has three dot-separated parts; our API keys have two."""
+    return token.count(".") == 2
+
+
+def extract_credentials(headers: CIMultiDictProxy[str]) -> Credentials:
+    """The caller's credentials, or 401 when there are none or they are malformed."""
+    api_key = headers.get("X-API-KEY")
+    authorization = headers.get("Authorization")
+    if api_key is not None:
+        if not api_key or len(api_key) > MAX_CREDENTIAL_LENGTH:
+            raise Unauthorized("invalid API key")
+        return Credentials("api_key", api_key)
+    if not authorization or len(authorization) > MAX_CREDENTIAL_LENGTH:
+        raise Unauthorized("authentication required")
+    scheme, _, value = authorization.partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return Credentials("jwt" if looks_like_jwt(value) else "api_key", value)
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise Unauthorized("malformed basic credentials") from exc
+        key_id, sep, secret = decoded.partition(":")
+        if not sep or not key_id or not secret:
+            raise Unauthorized("malformed basic credentials")
+        return Credentials("basic", secret, key_id=key_id)
+    raise Unauthorized("unsupported authorization scheme")

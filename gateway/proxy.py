@@ -1,0 +1,42 @@
+"""Forwarding an authenticated request to the service that owns it."""
+
+from __future__ import annotations
+
+from aiohttp import ClientError, ClientSession, web
+
+from shared.errors import NotFound, Unavailable
+from shared.logs import request_id_var
+from shared.principal import Principal, internal_headers
+
+# Only what services need travels inward; credentials never leave the gateway.
+FORWARDED_REQUEST_HEADERS = ("Content-Type", "Accept")
+
+
+async def forward(
+    session: ClientSession, base_url: str, request: web.Request, principal: Principal, secret: str
+) -> web.Response:
+    """Send the request on with the principal in internal headers; relay status, body and content type."""
+    body = await request.read() if request.body_exists else None
+    headers = {name: value for name in FORWARDED_REQUEST_HEADERS if (value := request.headers.get(name))}
+    headers.update(internal_headers(secret, principal, request_id_var.get()))
+    try:
+        async with session.request(
+            request.method,
+            f"{base_url}{request.rel_url.raw_path_qs}",
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+        ) as upstream:
+            payload = await upstream.read()
+            content_type = upstream.headers.get("Content-Type", "application/json")
+            status = upstream.status
+    except (ClientError, TimeoutError) as exc:
+        raise Unavailable("service unavailable") from exc
+    response = web.Response(body=payload, status=status)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+def no_route() -> NotFound:
+    """The answer for a path no service serves."""
+    return NotFound("not found")

@@ -1,0 +1,1 @@
+"""history_service: its own projection of every domain event, served as collection history."""
