@@ -14,6 +14,7 @@ from gateway.proxy import forward, no_route
 from gateway.routing import admin_only, service_for
 from gateway.settings import GatewaySettings
 from shared.errors import Forbidden
+from shared.metrics import ROUTE_LABEL_KEY
 from shared.principal import PRINCIPAL_KEY, require_principal
 from shared.responses import json_model
 from shared.web import OPEN_PATHS, add_readiness_check, create_service_app
@@ -44,11 +45,18 @@ async def me(request: web.Request) -> web.Response:
     return json_model(require_principal(request))
 
 
+# The gateway's own routes, so another method on them is a 405 rather than a 404 from the proxy.
+OWN_ROUTES = {"/v1/me": ["GET"]}
+
+
 async def proxy(request: web.Request) -> web.Response:
     """Any other path: forward to the service that owns it, or 404."""
+    if (allowed := OWN_ROUTES.get(request.path)) is not None:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
     service = service_for(request.rel_url.raw_path)
     if service is None:
         raise no_route()
+    request[ROUTE_LABEL_KEY] = f"proxy:{service}"
     settings = request.app[GATEWAY_SETTINGS_KEY]
     return await forward(
         request.app[SESSION_KEY],
@@ -93,7 +101,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         await asyncio.sleep(0)
 
     app.cleanup_ctx.append(upstream_resource)
-    app.router.add_get("/v1/me", me)
+    app.router.add_get("/v1/me", me, allow_head=False)
     app.router.add_route("*", "/{tail:.*}", proxy)
     return app
 

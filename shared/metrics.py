@@ -71,6 +71,8 @@ class _CommandCounter(monitoring.CommandListener):
 
 
 METRICS_KEY = web.AppKey("metrics", Metrics)
+# A handler may name its route more usefully than its pattern does (the gateway's catch-all proxy does).
+ROUTE_LABEL_KEY = web.RequestKey("route_label", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -90,6 +92,6 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise
     finally:
         resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
+        route = request.get(ROUTE_LABEL_KEY) or (resource.canonical if resource is not None else "unmatched")
         metrics.requests.labels(metrics.service, request.method, route, str(status)).inc()
         metrics.latency.labels(metrics.service, request.method, route).observe(time.perf_counter() - started)

@@ -103,6 +103,11 @@ async def relay_wakeup_middleware(request: web.Request, handler: Handler) -> web
     return response
 
 
+async def hide_server_banner(_request: web.Request, response: web.StreamResponse) -> None:
+    """No version banner: aiohttp would otherwise announce its and Python's versions."""
+    response.headers["Server"] = "collections-hub"
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
     """Prometheus exposition of this instance's metrics."""
     return request.app[METRICS_KEY].render()
@@ -119,6 +124,7 @@ def create_service_app(settings: ServiceSettings, *, internal_auth: bool = True)
     if internal_auth:
         middlewares.append(internal_auth_middleware)  # type: ignore[arg-type]
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)  # type: ignore[arg-type]
+    app.on_response_prepare.append(hide_server_banner)
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = Metrics(settings.service_name)
     app[READINESS_KEY] = {}

@@ -22,10 +22,16 @@ from shared.mongo import Document
 
 def _docker_answers() -> bool:
     """Whether a Docker engine answers (the CLI alone is not enough)."""
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False
     try:
         import docker  # noqa: PLC0415 - optional, only where testcontainers is usable
 
-        docker.from_env(timeout=2).ping()
+        client = docker.from_env(timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
     except Exception:  # any failure means "no engine here"
         return False
     return True

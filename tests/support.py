@@ -1,0 +1,65 @@
+"""Helpers the tests share: a small client for the gateway's admin API and token minting."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from aiohttp import ClientResponse, ClientSession
+
+
+def unique_email(prefix: str = "user") -> str:
+    """An e-mail address no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def hs256_token(secret: str, sub: int | str, audience: str = "collections-hub", **claims: Any) -> str:
+    """A valid HS256 JWT for the user, with overridable claims."""
+    now = int(time.time())
+    return jwt.encode({"sub": str(sub), "aud": audience, "iat": now, "exp": now + 300, **claims}, secret)
+
+
+@dataclass
+class Hub:
+    """The gateway as a test sees it: its URL, an HTTP session and the admin key."""
+
+    url: str
+    http: ClientSession
+    admin_key: str
+
+    def admin(self) -> dict[str, str]:
+        """Headers that authenticate as the bootstrap admin."""
+        return {"X-API-KEY": self.admin_key}
+
+    async def call(self, method: str, path: str, *, key: str | None = None, **kwargs: Any) -> ClientResponse:
+        """A request through the gateway, as the admin unless another key or headers are given."""
+        headers = kwargs.pop("headers", None)
+        if headers is None:
+            headers = {"X-API-KEY": key} if key else self.admin()
+        response = await self.http.request(method, f"{self.url}{path}", headers=headers, **kwargs)
+        await response.read()
+        return response
+
+    async def create_user(self, role: str = "user", email: str | None = None) -> dict[str, Any]:
+        """A new user, created through the admin API."""
+        response = await self.call(
+            "POST", "/admin/users", json={"email": email or unique_email(role), "role": role}
+        )
+        assert response.status == 201, await response.text()
+        user: dict[str, Any] = await response.json()
+        return user
+
+    async def create_key(self, user_id: int) -> dict[str, Any]:
+        """A new API key for the user (the one answer that shows it)."""
+        response = await self.call("POST", f"/admin/users/{user_id}/api-keys", json={"name": "test"})
+        assert response.status == 201, await response.text()
+        key: dict[str, Any] = await response.json()
+        return key
+
+    async def user_with_key(self, role: str = "user") -> tuple[dict[str, Any], str]:
+        """A new user and one API key for it."""
+        user = await self.create_user(role)
+        return user, (await self.create_key(user["id"]))["key"]
