@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -63,9 +62,7 @@ class AccessRepository:
         """Store a new API key (hash only) with its event."""
         await self.api_keys.insert_one({**key, **new_document_outbox(event)})
 
-    async def upsert_api_key(
-        self, key_id: str, fields: Document, now: datetime, event: EventEnvelope
-    ) -> None:
+    async def upsert_api_key(self, key_id: str, fields: Document, now: str, event: EventEnvelope) -> None:
         """Make this exact key exist and be active (the operator's bootstrap key), with its event."""
         await self.api_keys.update_one(
             {"_id": key_id},
@@ -77,7 +74,7 @@ class AccessRepository:
         """One API key by its lookup id."""
         return await self.api_keys.find_one({"_id": key_id}, {"outbox": 0})
 
-    async def revoke_api_key(self, key_id: str, at: datetime, event: EventEnvelope) -> bool:
+    async def revoke_api_key(self, key_id: str, at: str, event: EventEnvelope) -> bool:
         """Mark an active key revoked, with its event; False when there is no such active key."""
         result = await self.api_keys.update_one(
             {"_id": key_id, "revoked_at": None}, with_events({"$set": {"revoked_at": at}}, event)

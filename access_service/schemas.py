@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
@@ -35,7 +34,7 @@ class UserPublic(BaseModel):
     first_name: str | None
     last_name: str | None
     role: Role
-    created_at: datetime
+    created_at: str
 
 
 class ApiKeyCreate(Strict):
@@ -53,7 +52,7 @@ class ApiKeyCreated(BaseModel):
     secret: str
     name: str | None
     user_id: int
-    created_at: datetime
+    created_at: str
 
 
 class KeyCredentials(Strict):

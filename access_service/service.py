@@ -7,8 +7,9 @@ import contextlib
 from access_service import keys
 from access_service.repository import AccessRepository
 from access_service.schemas import ApiKeyCreate, ApiKeyCreated, KeyCredentials, UserCreate, UserPublic
+from shared.clock import timestamp
 from shared.errors import Conflict, NotFound, Unauthorized
-from shared.events import EventEnvelope, utcnow
+from shared.events import EventEnvelope
 from shared.mongo import Document
 from shared.principal import Principal
 
@@ -58,7 +59,7 @@ class AccessService:
         self, email: str, role: str, *, first_name: str | None, last_name: str | None, actor: int | None
     ) -> UserPublic:
         user_id = await self.repository.next_id("users")
-        now = utcnow()
+        now = timestamp()
         user = {
             "_id": user_id,
             "email": email,
@@ -90,7 +91,7 @@ class AccessService:
         if await self.repository.user_by_id(user_id) is None:
             raise NotFound(f"Couldn't find User with 'id'={user_id}")
         key_id, secret = keys.new_key()
-        now = utcnow()
+        now = timestamp()
         event = EventEnvelope(
             type="access.api_key.created",
             actor=actor,
@@ -121,7 +122,7 @@ class AccessService:
     async def revoke_api_key(self, key_id: str, *, actor: int | None) -> None:
         """Revoke a key; 404 when there is no such active key."""
         event = EventEnvelope(type="access.api_key.revoked", actor=actor, ids={"key_id": key_id})
-        if not await self.repository.revoke_api_key(key_id, utcnow(), event):
+        if not await self.repository.revoke_api_key(key_id, timestamp(), event):
             raise NotFound(f"Couldn't find ApiKey with 'id'={key_id}")
 
     async def authenticate_key(self, credentials: KeyCredentials) -> Principal:
@@ -183,6 +184,6 @@ class AccessService:
         await self.repository.upsert_api_key(
             key_id,
             {"user_id": admin["_id"], "name": "bootstrap", "secret_sha256": secret_hash},
-            utcnow(),
+            timestamp(),
             event,
         )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.clock import now
 from shared.logs import request_id_var
 
 STREAM_NAME = "HUB_EVENTS"
@@ -18,12 +19,6 @@ STREAM_SUBJECTS = [f"{SUBJECT_PREFIX}.>"]
 def new_event_id() -> str:
     """A unique event id (also the JetStream `Nats-Msg-Id`, so a republish is deduplicated)."""
     return uuid.uuid4().hex
-
-
-def utcnow() -> datetime:
-    """Now in UTC at millisecond precision, as MongoDB stores it."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def current_request_id() -> str | None:
@@ -39,7 +34,7 @@ class EventEnvelope(BaseModel):
     id: str = Field(default_factory=new_event_id, min_length=1, max_length=64)
     type: str = Field(pattern=r"^[a-z_]+\.[a-z_]+\.[a-z_]+$")
     version: int = Field(default=1, ge=1)
-    occurred_at: datetime = Field(default_factory=utcnow)
+    occurred_at: datetime = Field(default_factory=now)
     actor: int | None = None
     request_id: str | None = Field(default_factory=current_request_id)
     ids: dict[str, str | int] = Field(default_factory=dict)

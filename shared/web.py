@@ -142,6 +142,8 @@ async def mongo_resource(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the Mongo client and this service's database, closed on shutdown."""
     settings = app[SETTINGS_KEY]
     client = create_mongo_client(settings, app[METRICS_KEY])
+    # Open the topology now: a first open deferred into request handling was seen to stall (pymongo 4.20).
+    await ping(client)
     app[MONGO_KEY] = client
     app[DB_KEY] = client[settings.mongo_database]
     add_readiness_check(app, "mongo", lambda: ping(client))

@@ -86,6 +86,7 @@ async def mongo_db(mongodb_url: str, db_name: str) -> AsyncIterator[AsyncDatabas
     """A fresh database on the session's server, dropped afterwards."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
     try:
+        await client.admin.command("ping")
         yield client[db_name]
         await client.drop_database(db_name)
     finally:
