@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit clean
+.PHONY: run test lint lint-deploy typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,12 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-test: lint typecheck
+# Dockerfile, compose and Kubernetes manifests: kubernetes-validate, checkov, hadolint (own venv).
+lint-deploy:
+	bash deploy/check.sh
+
+test: lint typecheck lint-deploy
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .hub-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-deploy .hub-data .pytest_cache .mypy_cache .ruff_cache

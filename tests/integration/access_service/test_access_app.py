@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from pydantic import SecretStr
-from pymongo.asynchronous.database import AsyncDatabase
 
 from access_service.app import create_app
 from access_service.settings import AccessSettings
-from shared.mongo import Document
 from shared.principal import Principal, internal_headers
+from shared.web import DB_KEY
 from tests.integration.conftest import INTERNAL_SECRET, AppRunner
 
 ADMIN = Principal(user_id=0, email="root@example.com", role="admin", auth="api_key")
@@ -34,7 +33,7 @@ def as_admin() -> dict[str, str]:
 
 
 async def test_bootstrap_admin_is_idempotent_across_restarts(
-    serve: AppRunner, mongodb_url: str, nats_url: str, db_name: str, mongo_db: AsyncDatabase[Document]
+    serve: AppRunner, mongodb_url: str, nats_url: str, db_name: str
 ) -> None:
     """Two starts with the same HUB_ADMIN_API_KEY leave one admin user holding one working key."""
     for _ in range(2):
@@ -46,12 +45,13 @@ async def test_bootstrap_admin_is_idempotent_across_restarts(
             )
             assert response.status == 200
             assert (await response.json())["email"] == "admin@localhost"
-    assert await mongo_db["users"].count_documents({"email_key": "admin@localhost"}) == 1
-    assert await mongo_db["api_keys"].count_documents({}) == 1
+            db = client.app[DB_KEY]
+            assert await db["users"].count_documents({"email_key": "admin@localhost"}) == 1
+            assert await db["api_keys"].count_documents({}) == 1
 
 
 async def test_keys_are_stored_as_hashes_only(
-    serve: AppRunner, mongodb_url: str, nats_url: str, db_name: str, mongo_db: AsyncDatabase[Document]
+    serve: AppRunner, mongodb_url: str, nats_url: str, db_name: str
 ) -> None:
     """The database holds the SHA-256 of the secret, never the secret or the full key."""
     async with serve(create_app(settings(mongodb_url, nats_url, db_name))) as client:
@@ -61,7 +61,7 @@ async def test_keys_are_stored_as_hashes_only(
         issued = await (
             await client.post(f"/admin/users/{user['id']}/api-keys", json={}, headers=as_admin())
         ).json()
-    stored = await mongo_db["api_keys"].find_one({"_id": issued["key_id"]})
+        stored = await client.app[DB_KEY]["api_keys"].find_one({"_id": issued["key_id"]})
     assert stored is not None
     flat = repr(stored)
     assert issued["secret"] not in flat
@@ -70,10 +70,11 @@ async def test_keys_are_stored_as_hashes_only(
 
 
 async def test_outbox_is_emptied_once_events_are_published(
-    serve: AppRunner, mongodb_url: str, nats_url: str, db_name: str, mongo_db: AsyncDatabase[Document]
+    serve: AppRunner, mongodb_url: str, nats_url: str, db_name: str
 ) -> None:
     """Writes leave their events in the document; the relay publishes them and then removes them."""
     async with serve(create_app(settings(mongodb_url, nats_url, db_name))) as client:
+        mongo_db = client.app[DB_KEY]
         for n in range(5):
             response = await client.post(
                 "/admin/users", json={"email": f"o{n}@example.com"}, headers=as_admin()
