@@ -98,6 +98,9 @@ class EmbeddedStack:
         if not self.mongodb_url:
             proc, self.mongodb_url = start_mongo(data_dir)
             self.infrastructure.append(proc)
+        # Every service learns every peer's URL, so all ports are chosen before any process starts.
+        for name in SERVICES:
+            self.service_urls.setdefault(name, f"http://127.0.0.1:{free_port()}")
         for name in SERVICES:
             self.start_service(name)
         for name in SERVICES:
@@ -125,10 +128,8 @@ class EmbeddedStack:
         }
         if self.config.jwt_issuer:
             env["HUB_JWT_ISSUER"] = self.config.jwt_issuer
-        if name == "gateway":
-            for service in SERVICES:
-                env[f"HUB_{service.removesuffix('_service').upper()}_URL"] = self.service_urls[service]
-        # Variables for another service must not leak in from the parent's environment.
+        for service in SERVICES:
+            env[f"HUB_{service.removesuffix('_service').upper()}_URL"] = self.service_urls[service]
         return {**env, **self.config.extra_env}
 
     def start_service(self, name: str, port: int | None = None) -> ManagedProcess:

@@ -12,9 +12,6 @@ class GatewaySettings(ServiceSettings):
 
     service_name: str = "gateway"
     port: int = 8080
-    catalog_url: str = "http://127.0.0.1:8081"
-    access_url: str = "http://127.0.0.1:8082"
-    history_url: str = "http://127.0.0.1:8083"
     # HS256 secret for the embedded default; a JWKS (file path or https URL) for RS256/ES256 with `kid`.
     jwt_secret: SecretStr | None = None
     jwt_jwks: str | None = None

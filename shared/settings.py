@@ -30,6 +30,12 @@ class ServiceSettings(BaseSettings):
     # Longer than the outbox relay's retry horizon, so a republished event is dropped by JetStream.
     nats_duplicate_window_seconds: float = Field(default=600.0, gt=0)
     internal_secret: SecretStr = SecretStr("")
+    # Peers reached over internal HTTP (authorization decisions, collection look-ups).
+    catalog_url: str = "http://127.0.0.1:8081"
+    access_url: str = "http://127.0.0.1:8082"
+    history_url: str = "http://127.0.0.1:8083"
+    # How long another service may reuse an access decision; <= 1s bounds how long a revoked share works.
+    decision_cache_ttl_seconds: float = Field(default=0.5, ge=0, le=1.0)
     log_level: str = "INFO"
     # Seconds in-flight requests get to finish after SIGTERM.
     shutdown_timeout: float = 10.0

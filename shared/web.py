@@ -9,7 +9,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.errors import Unauthorized, error_middleware
 from shared.health import READINESS_KEY, ReadinessCheck, add_health_routes
+from shared.internal import InternalClient
 from shared.logs import request_id_var
 from shared.messaging import connect_nats, ensure_stream
 from shared.metrics import METRICS_KEY, Metrics, metrics_middleware
@@ -43,6 +44,7 @@ NATS_KEY = web.AppKey("nats", NatsClient)
 JS_KEY = web.AppKey("jetstream", JetStreamContext)
 
 RELAY_KEY = web.AppKey("outbox_relay", OutboxRelay)
+HTTP_KEY = web.AppKey("internal_http", ClientSession)
 
 # Paths answered without the internal secret: probes and scraping stay inside the cluster network.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -196,3 +198,16 @@ def outbox_relay_resource(
         await client.close()
 
     return relay_resource
+
+
+async def internal_http_resource(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: one pooled HTTP session for calls to peer services."""
+    session = ClientSession(connector=TCPConnector(limit=0), timeout=ClientTimeout(total=5))
+    app[HTTP_KEY] = session
+    yield
+    await session.close()
+
+
+def peer(app: web.Application, base_url: str) -> InternalClient:
+    """A client for a peer service, on the app's internal session and with its internal secret."""
+    return InternalClient(app[HTTP_KEY], base_url, app[SETTINGS_KEY].internal_secret.get_secret_value())

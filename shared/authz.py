@@ -1,0 +1,99 @@
+"""The authorization contract: what access_service decides, and how other services ask it.
+
+Rules (issue 4): a caller may read a collection if it is an admin, the owner, a shared user, in a shared
+group, a guest on it, holds any role on its project, or the collection is public; may change it as the
+owner, an editor or owner on the project, or an admin; only the owner or an admin changes visibility and
+shares. Anyone else gets the dialect's not-found answer.
+
+Admins and owners are decided locally (the caller's principal and the collection's owner are at hand);
+everything else is one call to access_service, cached for at most `ttl` seconds (<= 1s, so a revoked
+share stops working within a second of the revoking call returning).
+"""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.errors import Unavailable
+from shared.internal import InternalClient
+from shared.principal import Principal
+
+
+class CollectionRef(BaseModel):
+    """What a decision needs to know about a collection: its id, owner and project."""
+
+    model_config = ConfigDict(frozen=True)
+
+    collection_id: str
+    owner_id: int
+    project_id: str
+
+
+class Permissions(BaseModel):
+    """What one caller may do with one collection."""
+
+    model_config = ConfigDict(frozen=True)
+
+    read: bool = False
+    write: bool = False
+    share: bool = False
+
+
+class PermissionsQuery(BaseModel):
+    """`POST /internal/permissions` on access_service."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: int
+    collection: CollectionRef
+
+
+class Visibility(BaseModel):
+    """`GET /internal/visibility/{user_id}`: what a user sees beyond what it owns."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Collections shared with the user directly, through a group, or as a guest.
+    collection_ids: list[str] = []
+    # Projects on which the user holds a role (every collection in them is readable).
+    project_ids: list[str] = []
+
+
+ALL = Permissions(read=True, write=True, share=True)
+
+
+class AccessDecisions:
+    """Asks access_service what a caller may do, caching each answer briefly."""
+
+    def __init__(self, client: InternalClient, ttl: float = 0.5) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._cache: dict[tuple[int, CollectionRef], tuple[float, Permissions]] = {}
+
+    async def permissions(self, principal: Principal, collection: CollectionRef) -> Permissions:
+        """What the caller may do with the collection."""
+        if principal.is_admin or principal.user_id == collection.owner_id:
+            return ALL
+        key = (principal.user_id, collection)
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        query = PermissionsQuery(user_id=principal.user_id, collection=collection)
+        status, body = await self._client.request("POST", "/internal/permissions", json=query.model_dump())
+        if status != 200:
+            raise Unavailable("access decision unavailable")
+        permissions = Permissions.model_validate(body)
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[key] = (now + self._ttl, permissions)
+        return permissions
+
+    async def visibility(self, principal: Principal) -> Visibility:
+        """Collections and projects the caller sees beyond its own (not cached: lists must be exact)."""
+        status, body = await self._client.request("GET", f"/internal/visibility/{principal.user_id}")
+        if status != 200:
+            raise Unavailable("access decision unavailable")
+        return Visibility.model_validate(body)

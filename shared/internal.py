@@ -1,0 +1,34 @@
+"""Calls between services over internal HTTP: the shared secret, the caller's principal, the request id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import ClientError, ClientSession
+
+from shared.errors import Unavailable
+from shared.logs import request_id_var
+from shared.principal import Principal, internal_headers
+
+
+class InternalClient:
+    """A JSON client for one peer service; failures to reach it are `Unavailable` (503)."""
+
+    def __init__(self, session: ClientSession, base_url: str, secret: str) -> None:
+        self._session = session
+        self._base_url = base_url.rstrip("/")
+        self._secret = secret
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, principal: Principal | None = None
+    ) -> tuple[int, Any]:
+        """(status, decoded JSON body or None) of one call."""
+        headers = internal_headers(self._secret, principal, request_id_var.get())
+        try:
+            async with self._session.request(
+                method, f"{self._base_url}{path}", json=json, headers=headers
+            ) as r:
+                body = await r.json(content_type=None) if r.content_length != 0 else None
+                return r.status, body
+        except (ClientError, TimeoutError, ValueError) as exc:
+            raise Unavailable("service unavailable") from exc
