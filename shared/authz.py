@@ -13,6 +13,7 @@ share stops working within a second of the revoking call returning).
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -61,6 +62,19 @@ class Visibility(BaseModel):
     project_ids: list[str] = []
 
 
+class ProjectRole(BaseModel):
+    """`GET /internal/project-roles/{project_id}/{user_id}`: the user's role on a project, if any."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["owner", "editor", "viewer"] | None = None
+
+    @property
+    def can_write(self) -> bool:
+        """Owners and editors change what is in the project."""
+        return self.role in ("owner", "editor")
+
+
 ALL = Permissions(read=True, write=True, share=True)
 
 
@@ -90,6 +104,17 @@ class AccessDecisions:
             self._cache.clear()
         self._cache[key] = (now + self._ttl, permissions)
         return permissions
+
+    async def project_role(self, principal: Principal, project_id: str) -> ProjectRole:
+        """The caller's role on a project (admins act as owners everywhere)."""
+        if principal.is_admin:
+            return ProjectRole(role="owner")
+        status, body = await self._client.request(
+            "GET", f"/internal/project-roles/{project_id}/{principal.user_id}"
+        )
+        if status != 200:
+            raise Unavailable("access decision unavailable")
+        return ProjectRole.model_validate(body)
 
     async def visibility(self, principal: Principal) -> Visibility:
         """Collections and projects the caller sees beyond its own (not cached: lists must be exact)."""

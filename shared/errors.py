@@ -27,9 +27,14 @@ class DomainError(Exception):
 
     status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, wording: dict[Dialect, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.wording = wording or {}
+
+    def message_for(self, dialect: Dialect) -> str:
+        """The message in the dialect's own words (dialect A capitalises "Collection not found")."""
+        return self.wording.get(dialect, self.message)
 
 
 class Invalid(DomainError):
@@ -126,7 +131,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except DomainError as error:
-        return error_response(error_status(error, dialect), error.message, dialect)
+        return error_response(error_status(error, dialect), error.message_for(dialect), dialect)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -1,0 +1,1 @@
+"""HTTP handlers of catalog_service, one module per API surface."""

@@ -1,0 +1,98 @@
+"""Dialect B (`002_1e286dbb4f242d5b.txt`): `/api/v2/collections`, the catalog part (access has the rest)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from catalog_service import views
+from catalog_service.api.keys import CATALOG_KEY
+from catalog_service.schemas import AssetRefB, CollectionCreateB, CollectionUpdateB
+from shared.errors import Invalid
+from shared.principal import require_principal
+from shared.requests import parse_body
+
+routes = web.RouteTableDef()
+TITLE_LIMIT = 255
+
+
+def check_title(title: str | None) -> None:
+    """The document's own message for an over-long title (400, not the 422 of a missing one)."""
+    if title is not None and len(title) > TITLE_LIMIT:
+        raise Invalid("Title is too long (maximum is 255 characters)")
+
+
+@routes.get("/api/v2/collections")
+async def list_ids(request: web.Request) -> web.Response:
+    """Ids of the collections the caller may see."""
+    ids = await request.app[CATALOG_KEY].visible_ids(require_principal(request))
+    return web.json_response({"collections": ids})
+
+
+@routes.post("/api/v2/collections")
+async def create(request: web.Request) -> web.Response:
+    """Create a collection in the caller's personal project (200, as the document shows)."""
+    data = await parse_body(request, CollectionCreateB)
+    check_title(data.title)
+    catalog, principal = request.app[CATALOG_KEY], require_principal(request)
+    doc = await catalog.create(
+        principal,
+        await catalog.personal_project(principal),
+        name=data.title,
+        unique_name=False,
+        description=data.description,
+        category=data.category,
+        tags=data.tags,
+    )
+    return web.json_response({"collection": views.dialect_b(doc)})
+
+
+@routes.get("/api/v2/collections/{collection_id}")
+async def get(request: web.Request) -> web.Response:
+    """One collection."""
+    doc = await request.app[CATALOG_KEY].get(require_principal(request), request.match_info["collection_id"])
+    return web.json_response({"collection": views.dialect_b(doc)})
+
+
+@routes.put("/api/v2/collections/{collection_id}")
+async def update(request: web.Request) -> web.Response:
+    """Update title, description, category and/or tags."""
+    data = await parse_body(request, CollectionUpdateB)
+    check_title(data.title)
+    changes = data.model_dump(exclude_unset=True)
+    if "title" in changes:
+        changes["name"] = changes.pop("title")
+    catalog, principal = request.app[CATALOG_KEY], require_principal(request)
+    collection_id = request.match_info["collection_id"]
+    doc = (
+        await catalog.update(principal, collection_id, changes)
+        if changes
+        else await catalog.get(principal, collection_id)
+    )
+    return web.json_response({"collection": views.dialect_b(doc)})
+
+
+@routes.delete("/api/v2/collections/{collection_id}")
+async def delete(request: web.Request) -> web.Response:
+    """Delete the collection."""
+    await request.app[CATALOG_KEY].delete(require_principal(request), request.match_info["collection_id"])
+    return web.json_response({"collection": True})
+
+
+@routes.post("/api/v2/collections/{collection_id}/assets")
+async def add_asset(request: web.Request) -> web.Response:
+    """Add a registered asset (400 `asset not found` for an unknown one)."""
+    data = await parse_body(request, AssetRefB)
+    await request.app[CATALOG_KEY].link_items(
+        require_principal(request), request.match_info["collection_id"], "asset", [data.asset_id], add=True
+    )
+    return web.json_response({"message": "asset successfully added to collection"})
+
+
+@routes.delete("/api/v2/collections/{collection_id}/assets")
+async def remove_asset(request: web.Request) -> web.Response:
+    """Remove an asset (400 `asset not found` for an unknown one)."""
+    data = await parse_body(request, AssetRefB)
+    await request.app[CATALOG_KEY].link_items(
+        require_principal(request), request.match_info["collection_id"], "asset", [data.asset_id], add=False
+    )
+    return web.json_response({"message": "asset successfully removed from collection"})

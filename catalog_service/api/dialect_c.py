@@ -1,0 +1,117 @@
+"""Dialect C (`003_f42aff47466038f2.txt`): `/v1/collections`, SDK-style, with assets, models and counts."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from catalog_service import views
+from catalog_service.api.keys import CATALOG_KEY
+from catalog_service.schemas import (
+    AssetIdsC,
+    CollectionCreateC,
+    CollectionUpdateC,
+    ListQueryC,
+    ModelIdsC,
+)
+from shared.principal import require_principal
+from shared.requests import parse_body, parse_query
+
+routes = web.RouteTableDef()
+BASE = "/v1/collections"
+
+
+def collection(doc: dict[str, object]) -> web.Response:
+    """`{"collection": ...}`, the shape of every single-collection answer."""
+    return web.json_response({"collection": views.dialect_c(doc)})
+
+
+@routes.get(BASE)
+async def list_collections(request: web.Request) -> web.Response:
+    """A keyset page; `nextPaginationToken` continues it (absent on the last page)."""
+    query = parse_query(request, ListQueryC)
+    docs, token = await request.app[CATALOG_KEY].list_visible(
+        require_principal(request), page_size=query.pageSize, token=query.paginationToken
+    )
+    body: dict[str, object] = {"collections": [views.dialect_c(doc) for doc in docs]}
+    if token is not None:
+        body["nextPaginationToken"] = token
+    return web.json_response(body)
+
+
+@routes.post(BASE)
+async def create(request: web.Request) -> web.Response:
+    """Create a collection in the caller's personal project."""
+    data = await parse_body(request, CollectionCreateC)
+    catalog, principal = request.app[CATALOG_KEY], require_principal(request)
+    doc = await catalog.create(
+        principal, await catalog.personal_project(principal), name=data.name, unique_name=False
+    )
+    return collection(doc)
+
+
+@routes.get(f"{BASE}/{{collection_id}}")
+async def retrieve(request: web.Request) -> web.Response:
+    """One collection."""
+    return collection(
+        await request.app[CATALOG_KEY].get(require_principal(request), request.match_info["collection_id"])
+    )
+
+
+@routes.put(f"{BASE}/{{collection_id}}")
+async def update(request: web.Request) -> web.Response:
+    """Rename and/or choose the thumbnail."""
+    data = await parse_body(request, CollectionUpdateC)
+    doc = await request.app[CATALOG_KEY].update_c(
+        require_principal(request),
+        request.match_info["collection_id"],
+        data.name,
+        data.thumbnail.assetId if data.thumbnail else None,
+    )
+    return collection(doc)
+
+
+@routes.delete(f"{BASE}/{{collection_id}}")
+async def delete(request: web.Request) -> web.Response:
+    """Delete the collection."""
+    await request.app[CATALOG_KEY].delete(require_principal(request), request.match_info["collection_id"])
+    return web.json_response({})
+
+
+@routes.put(f"{BASE}/{{collection_id}}/assets")
+async def add_assets(request: web.Request) -> web.Response:
+    """Add up to 49 registered assets."""
+    data = await parse_body(request, AssetIdsC)
+    doc = await request.app[CATALOG_KEY].link_items(
+        require_principal(request), request.match_info["collection_id"], "asset", data.assetIds, add=True
+    )
+    return collection(doc)
+
+
+@routes.delete(f"{BASE}/{{collection_id}}/assets")
+async def remove_assets(request: web.Request) -> web.Response:
+    """Remove up to 49 assets."""
+    data = await parse_body(request, AssetIdsC)
+    doc = await request.app[CATALOG_KEY].link_items(
+        require_principal(request), request.match_info["collection_id"], "asset", data.assetIds, add=False
+    )
+    return collection(doc)
+
+
+@routes.put(f"{BASE}/{{collection_id}}/models")
+async def add_models(request: web.Request) -> web.Response:
+    """Add up to 49 registered models."""
+    data = await parse_body(request, ModelIdsC)
+    doc = await request.app[CATALOG_KEY].link_items(
+        require_principal(request), request.match_info["collection_id"], "model", data.modelIds, add=True
+    )
+    return collection(doc)
+
+
+@routes.delete(f"{BASE}/{{collection_id}}/models")
+async def remove_models(request: web.Request) -> web.Response:
+    """Remove up to 49 models."""
+    data = await parse_body(request, ModelIdsC)
+    doc = await request.app[CATALOG_KEY].link_items(
+        require_principal(request), request.match_info["collection_id"], "model", data.modelIds, add=False
+    )
+    return collection(doc)

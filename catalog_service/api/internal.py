@@ -1,0 +1,57 @@
+"""Internal API for access_service and history_service (internal secret required, no principal)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from catalog_service.api.keys import CATALOG_KEY
+from catalog_service.repository import WITHOUT_MEMBERS
+from catalog_service.service import collection_not_found, name_key
+from shared.errors import NotFound
+from shared.mongo import Document
+
+routes = web.RouteTableDef()
+
+
+def ref(doc: Document) -> web.Response:
+    """What peers need to know about a collection to decide on it."""
+    return web.json_response(
+        {
+            "collection_id": doc["_id"],
+            "owner_id": doc["owner_id"],
+            "project_id": doc["project_id"],
+            "name": doc["name"],
+        }
+    )
+
+
+@routes.get("/internal/projects/{slug}/{project}")
+async def project(request: web.Request) -> web.Response:
+    """A project's id by its slugs."""
+    doc = await request.app[CATALOG_KEY].project(request.match_info["slug"], request.match_info["project"])
+    return web.json_response({"project_id": doc["_id"]})
+
+
+@routes.get("/internal/collections/{collection_id}")
+async def collection(request: web.Request) -> web.Response:
+    """A live collection's owner and project."""
+    doc = await request.app[CATALOG_KEY].repo.collection(request.match_info["collection_id"], WITHOUT_MEMBERS)
+    if doc is None:
+        raise collection_not_found()
+    return ref(doc)
+
+
+@routes.get("/internal/collections/by-name/{slug}/{project}/{name}")
+async def collection_by_name(request: web.Request) -> web.Response:
+    """A live collection by namespace, project and name."""
+    catalog = request.app[CATALOG_KEY]
+    try:
+        project_doc = await catalog.project(request.match_info["slug"], request.match_info["project"])
+    except NotFound as exc:
+        raise collection_not_found() from exc
+    doc = await catalog.repo.collection_by_name(
+        name_key(project_doc["_id"], request.match_info["name"]), WITHOUT_MEMBERS
+    )
+    if doc is None:
+        raise collection_not_found()
+    return ref(doc)

@@ -1,0 +1,76 @@
+"""Admin and registry API: namespaces, projects (admins), assets and models (any caller)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from catalog_service import views
+from catalog_service.api.keys import CATALOG_KEY
+from catalog_service.repository import ItemKind
+from catalog_service.schemas import ItemCreate, NamespaceCreate, ProjectCreate
+from shared.principal import require_principal
+from shared.requests import parse_body
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/admin/namespaces")
+async def create_namespace(request: web.Request) -> web.Response:
+    """Create a namespace (admin)."""
+    data = await parse_body(request, NamespaceCreate)
+    doc = await request.app[CATALOG_KEY].create_namespace(require_principal(request), data.slug, data.name)
+    return web.json_response(
+        {"slug": doc["slug"], "name": doc["name"], "createdAt": doc["created_at"]}, status=201
+    )
+
+
+@routes.post("/admin/namespaces/{slug}/projects")
+async def create_project(request: web.Request) -> web.Response:
+    """Create a project in a namespace (admin)."""
+    data = await parse_body(request, ProjectCreate)
+    doc = await request.app[CATALOG_KEY].create_project(
+        require_principal(request), request.match_info["slug"], data.slug, data.name
+    )
+    return web.json_response(
+        {
+            "id": doc["_id"],
+            "namespace": doc["namespace"],
+            "slug": doc["slug"],
+            "name": doc["name"],
+            "createdAt": doc["created_at"],
+        },
+        status=201,
+    )
+
+
+def _kind(request: web.Request) -> ItemKind:
+    return "asset" if request.match_info["kind"] == "assets" else "model"
+
+
+@routes.post("/v1/{kind:assets|models}")
+async def create_item(request: web.Request) -> web.Response:
+    """Register an asset or a model."""
+    data = await parse_body(request, ItemCreate)
+    kind = _kind(request)
+    doc = await request.app[CATALOG_KEY].create_item(
+        require_principal(request), kind, data.id, data.name, data.url if kind == "asset" else None
+    )
+    return web.json_response(views.item(doc), status=201)
+
+
+@routes.get("/v1/{kind:assets|models}/{item_id}")
+async def get_item(request: web.Request) -> web.Response:
+    """One asset or model."""
+    require_principal(request)
+    return web.json_response(
+        views.item(await request.app[CATALOG_KEY].get_item(_kind(request), request.match_info["item_id"]))
+    )
+
+
+@routes.delete("/v1/{kind:assets|models}/{item_id}")
+async def delete_item(request: web.Request) -> web.Response:
+    """Remove an asset or model from the registry (its owner or an admin)."""
+    await request.app[CATALOG_KEY].delete_item(
+        require_principal(request), _kind(request), request.match_info["item_id"]
+    )
+    return web.json_response({})

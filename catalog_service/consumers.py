@@ -1,0 +1,58 @@
+"""Read models catalog keeps from other services' events: a collection's public flag (dialect B shows it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+from pydantic import ValidationError
+
+from catalog_service.repository import CatalogRepository
+from shared.events import STREAM_NAME, EventEnvelope
+
+log = logging.getLogger(__name__)
+
+DURABLE = "catalog-visibility"
+SUBJECT = "hub.access.collection.>"
+VISIBILITY_TYPES = {"access.collection.made_public": True, "access.collection.made_private": False}
+
+
+async def consume_visibility(js: JetStreamContext, repository: CatalogRepository) -> None:
+    """Apply made_public/made_private to the collection documents; replicas share one durable consumer."""
+    sub = await js.pull_subscribe(
+        SUBJECT,
+        durable=DURABLE,
+        stream=STREAM_NAME,
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=20, ack_wait=10),
+    )
+    while True:
+        try:
+            messages = await sub.fetch(50, timeout=1)
+        except (nats.errors.TimeoutError, TimeoutError):
+            continue
+        except nats.errors.Error as exc:
+            log.warning("visibility consumer fetch failed: %s", exc)
+            await asyncio.sleep(0.5)
+            continue
+        for message in messages:
+            try:
+                event = EventEnvelope.model_validate_json(message.data)
+            except ValidationError:
+                await message.term()  # not an event: history's dead-letter keeps a record of it
+                continue
+            is_public = VISIBILITY_TYPES.get(event.type)
+            collection_id = event.ids.get("collection_id")
+            if is_public is not None and isinstance(collection_id, str):
+                try:
+                    # Idempotent: setting the flag twice is harmless, so a redelivery is too.
+                    await repository.collections.update_one(
+                        {"_id": collection_id}, {"$set": {"is_public": is_public}}
+                    )
+                except Exception as exc:  # noqa: BLE001 - retry later rather than lose the change
+                    log.warning("visibility update failed, will retry: %s", exc)
+                    await message.nak(delay=1)
+                    continue
+            await message.ack()

@@ -1,0 +1,148 @@
+"""All MongoDB access of catalog_service: namespaces, projects, datasets, the item registry, collections."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Literal
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from shared.errors import Conflict
+from shared.events import EventEnvelope
+from shared.mongo import Document
+from shared.outbox import ensure_outbox_index, new_document_outbox, with_events
+
+ItemKind = Literal["asset", "model"]
+
+# What each read needs; never the whole member arrays unless the answer shows them.
+WITHOUT_MEMBERS = {"nodes": 0, "assets": 0, "models": 0, "outbox": 0}
+WITH_NODES = {"assets": 0, "models": 0, "outbox": 0}
+
+
+class CatalogRepository:
+    """One class, one database: every query catalog_service makes."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.namespaces = db["namespaces"]
+        self.projects = db["projects"]
+        self.datasets = db["datasets"]
+        self.items: dict[ItemKind, AsyncCollection[Document]] = {"asset": db["assets"], "model": db["models"]}
+        self.collections = db["collections"]
+
+    @property
+    def outbox_collections(self) -> list[str]:
+        """Collections whose documents carry pending events."""
+        return ["namespaces", "projects", "datasets", "assets", "models", "collections"]
+
+    async def ensure_indexes(self) -> None:
+        """Indexes the queries rely on (idempotent)."""
+        await self.projects.create_index("key", unique=True)
+        await self.datasets.create_index("project_id")
+        await self.collections.create_index("name_key", unique=True)
+        await self.collections.create_index([("project_id", 1), ("deleted", 1)])
+        await self.collections.create_index("owner_id")
+        for name in self.outbox_collections:
+            await ensure_outbox_index(self.db[name])
+
+    # --- namespaces, projects, datasets -------------------------------------------------------------------
+    async def insert(
+        self, collection: AsyncCollection[Document], doc: Document, event: EventEnvelope
+    ) -> None:
+        """Insert a document with its event; 409 when a unique key is taken."""
+        try:
+            await collection.insert_one({**doc, **new_document_outbox(event)})
+        except DuplicateKeyError as exc:
+            raise Conflict("already exists") from exc
+
+    async def upsert_quietly(self, collection: AsyncCollection[Document], doc: Document) -> None:
+        """Create a document unless it exists (no event: used for implicit personal projects)."""
+        fields = {k: v for k, v in doc.items() if k != "_id"}
+        with contextlib.suppress(DuplicateKeyError):  # a concurrent request created it
+            await collection.update_one(
+                {"_id": doc["_id"]},
+                {"$setOnInsert": {**fields, "outbox": {}, "outbox_count": 0}},
+                upsert=True,
+            )
+
+    async def namespace(self, slug: str) -> Document | None:
+        """One namespace by slug."""
+        return await self.namespaces.find_one({"_id": slug}, {"outbox": 0})
+
+    async def project_by_key(self, namespace: str, slug: str) -> Document | None:
+        """One project by namespace and slug."""
+        return await self.projects.find_one({"key": f"{namespace}/{slug}"}, {"outbox": 0})
+
+    async def dataset(self, dataset_id: str) -> Document | None:
+        """One dataset by id."""
+        return await self.datasets.find_one({"_id": dataset_id}, {"outbox": 0})
+
+    # --- the item registry --------------------------------------------------------------------------------
+    async def item(self, kind: ItemKind, item_id: str) -> Document | None:
+        """One asset or model."""
+        return await self.items[kind].find_one({"_id": item_id, "deleted": False}, {"outbox": 0})
+
+    async def existing_items(self, kind: ItemKind, ids: list[str]) -> list[Document]:
+        """Those of `ids` that exist."""
+        cursor = self.items[kind].find({"_id": {"$in": ids}, "deleted": False}, {"outbox": 0})
+        return await cursor.to_list()
+
+    async def delete_item(self, kind: ItemKind, item_id: str, at: str, event: EventEnvelope) -> bool:
+        """Mark an item deleted, with its event; False when there is no such item."""
+        result = await self.items[kind].update_one(
+            {"_id": item_id, "deleted": False},
+            with_events({"$set": {"deleted": True, "deleted_at": at}}, event),
+        )
+        return result.modified_count == 1
+
+    # --- collections --------------------------------------------------------------------------------------
+    async def insert_collection(self, doc: Document, event: EventEnvelope) -> None:
+        """Insert a collection with its created event; DuplicateKeyError when its name key is taken."""
+        await self.collections.insert_one({**doc, **new_document_outbox(event)})
+
+    async def collection(self, collection_id: str, projection: dict[str, int]) -> Document | None:
+        """One live collection by id."""
+        return await self.collections.find_one({"_id": collection_id, "deleted": False}, projection)
+
+    async def collection_by_name(self, name_key: str, projection: dict[str, int]) -> Document | None:
+        """One live collection by its project-scoped name key."""
+        return await self.collections.find_one({"name_key": name_key, "deleted": False}, projection)
+
+    async def update_collection(
+        self,
+        selector: Document,
+        update: Document,
+        event: EventEnvelope | None,
+        projection: dict[str, int],
+        *,
+        before: bool = False,
+    ) -> Document | None:
+        """One atomic update of a live collection (with its event); the document after (or before) it."""
+        return await self.collections.find_one_and_update(
+            {**selector, "deleted": False},
+            with_events(update, event) if event else update,
+            projection=projection,
+            return_document=ReturnDocument.BEFORE if before else ReturnDocument.AFTER,
+        )
+
+    async def find_collections(
+        self,
+        selector: Document,
+        projection: dict[str, int],
+        *,
+        sort: list[tuple[str, int]],
+        skip: int,
+        limit: int,
+    ) -> list[Document]:
+        """A page of live collections."""
+        cursor = self.collections.find(
+            {**selector, "deleted": False}, projection, sort=sort, skip=skip, limit=limit
+        )
+        return await cursor.to_list()
+
+    async def count_collections(self, selector: Document) -> int:
+        """How many live collections match."""
+        return await self.collections.count_documents({**selector, "deleted": False})

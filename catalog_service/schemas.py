@@ -1,0 +1,197 @@
+"""Request models (strict) for catalog_service, one group per dialect, and the registry/admin models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_IDS_PER_CALL = 49  # dialect C's documented limit for assets/models per call
+MAX_MEMBERS_PER_CALL = 10_000  # dialect A: a bound on one request's member list
+
+
+def _no_control_characters(value: str) -> str:
+    if any(ord(ch) < 32 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _safe_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    """Free-form metadata may not smuggle MongoDB operators or dotted paths, at any depth."""
+
+    def check(node: Any, depth: int) -> None:
+        if depth > 8:
+            raise ValueError("metadata nests too deeply")
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if key.startswith("$") or "." in key:
+                    raise ValueError(f"metadata key {key!r} may not start with '$' or contain '.'")
+                check(child, depth + 1)
+        elif isinstance(node, list):
+            for child in node:
+                check(child, depth + 1)
+
+    check(value, 0)
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    AfterValidator(_no_control_characters),
+]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Text = Annotated[str, StringConstraints(max_length=10_000)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Tags = Annotated[list[Tag], Field(max_length=100)]
+ItemId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), AfterValidator(_no_control_characters)
+]
+Metadata = Annotated[dict[str, Any], AfterValidator(_safe_metadata)]
+NodeIds = Annotated[list[ItemId], Field(max_length=MAX_MEMBERS_PER_CALL)]
+
+
+class Strict(BaseModel):
+    """Wrong types and unknown fields are rejected, never coerced or dropped."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+# --- admin and registry ----------------------------------------------------------------------------------
+class NamespaceCreate(Strict):
+    """`POST /admin/namespaces`."""
+
+    slug: Slug
+    name: Name | None = None
+
+
+class ProjectCreate(Strict):
+    """`POST /admin/namespaces/{slug}/projects`."""
+
+    slug: Slug
+    name: Name | None = None
+
+
+class DatasetCreate(Strict):
+    """`POST /namespaces/{slug}/projects/{project}/datasets`."""
+
+    name: Name
+
+
+class ItemCreate(Strict):
+    """`POST /v1/assets` and `POST /v1/models` (`url` only for assets)."""
+
+    name: Name
+    id: ItemId | None = None
+    url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+
+
+# --- dialect A -------------------------------------------------------------------------------------------
+class CollectionCreateA(Strict):
+    """`POST /namespaces/:slug/projects/:projectSlug/collections`."""
+
+    name: Name
+    description: Text | None = None
+    tags: Tags = []
+    metadata: Metadata = {}
+    datasetId: ItemId | None = None  # noqa: N815 - the document's field name
+    members: NodeIds = []
+
+
+class CollectionUpdateA(Strict):
+    """`PATCH .../collections/:name` (every field optional; `datasetId: null` makes it standalone)."""
+
+    name: Name | None = None
+    description: Text | None = None
+    tags: Tags | None = None
+    metadata: Metadata | None = None
+    datasetId: ItemId | None = None  # noqa: N815
+    members: NodeIds | None = None
+
+
+class ListQueryA(BaseModel):
+    """`GET .../collections?page=&pageSize=&datasetId=` (query values arrive as strings)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    pageSize: int = Field(default=50, ge=1, le=200)  # noqa: N815
+    datasetId: ItemId | None = None  # noqa: N815
+
+
+class MembersAdd(Strict):
+    """`POST .../members`."""
+
+    add: NodeIds
+
+
+class MembersRemove(Strict):
+    """`DELETE .../members`."""
+
+    remove: NodeIds
+
+
+# --- dialect B -------------------------------------------------------------------------------------------
+class CollectionCreateB(Strict):
+    """`POST /api/v2/collections` (title length is checked with the document's own message)."""
+
+    title: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    description: Text | None = None
+    category: Annotated[str, StringConstraints(max_length=255)] | None = None
+    tags: Tags = []
+
+
+class CollectionUpdateB(Strict):
+    """`PUT /api/v2/collections/:collection_id`."""
+
+    title: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
+    description: Text | None = None
+    category: Annotated[str, StringConstraints(max_length=255)] | None = None
+    tags: Tags | None = None
+
+
+class AssetRefB(Strict):
+    """`POST/DELETE /api/v2/collections/:collection_id/assets`."""
+
+    asset_id: ItemId
+
+
+# --- dialect C -------------------------------------------------------------------------------------------
+class CollectionCreateC(Strict):
+    """`POST /v1/collections`."""
+
+    name: Name
+
+
+class ThumbnailC(Strict):
+    """The thumbnail to show: one of the collection's assets."""
+
+    assetId: ItemId  # noqa: N815
+
+
+class CollectionUpdateC(Strict):
+    """`PUT /v1/collections/{id}`."""
+
+    name: Name | None = None
+    thumbnail: ThumbnailC | None = None
+
+
+class AssetIdsC(Strict):
+    """`PUT/DELETE /v1/collections/{id}/assets`."""
+
+    assetIds: Annotated[list[ItemId], Field(min_length=1, max_length=MAX_IDS_PER_CALL)]  # noqa: N815
+
+
+class ModelIdsC(Strict):
+    """`PUT/DELETE /v1/collections/{id}/models`."""
+
+    modelIds: Annotated[list[ItemId], Field(min_length=1, max_length=MAX_IDS_PER_CALL)]  # noqa: N815
+
+
+class ListQueryC(BaseModel):
+    """`GET /v1/collections?pageSize=&paginationToken=`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pageSize: int = Field(default=10, ge=1, le=100)  # noqa: N815
+    paginationToken: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None  # noqa: N815

@@ -1,0 +1,72 @@
+"""How one stored collection looks in each dialect (field names, shapes and casing per its document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.mongo import Document
+
+
+def dialect_a(doc: Document) -> dict[str, Any]:
+    """Dialect A: id, name, members (node ids), datasetId, projectId, and the descriptive fields."""
+    return {
+        "id": doc["_id"],
+        "name": doc["name"],
+        "description": doc.get("description"),
+        "tags": doc.get("tags", []),
+        "metadata": doc.get("metadata", {}),
+        "members": doc.get("nodes", []),
+        "datasetId": doc.get("dataset_id"),
+        "projectId": doc["project_id"],
+        "createdAt": doc["created_at"],
+        "updatedAt": doc["updated_at"],
+    }
+
+
+def dialect_b(doc: Document) -> dict[str, Any]:
+    """Dialect B: the `collection` object exactly as the v2 document shows it."""
+    return {
+        "id": doc["_id"],
+        "title": doc["name"],
+        "description": doc.get("description"),
+        "category": doc.get("category"),
+        "tags": doc.get("tags", []),
+        "owner": doc.get("owner_email"),
+        "media_type": "collection",
+        "isPublic": bool(doc.get("is_public", False)),
+        "created_date": doc["created_at"],
+        "modification_date": doc["updated_at"],
+        "original_title": doc.get("original_title", doc["name"]),
+    }
+
+
+def dialect_c(doc: Document) -> dict[str, Any]:
+    """Dialect C: the SDK's Collection model (counts, owner id as a string, optional thumbnail)."""
+    assets = int(doc.get("asset_count", 0))
+    models = int(doc.get("model_count", 0))
+    view: dict[str, Any] = {
+        "id": doc["_id"],
+        "name": doc["name"],
+        "ownerId": str(doc["owner_id"]),
+        "assetCount": assets,
+        "modelCount": models,
+        "itemCount": assets + models,
+        "createdAt": doc["created_at"],
+        "updatedAt": doc["updated_at"],
+    }
+    if thumbnail := doc.get("thumbnail"):
+        view["thumbnail"] = {"assetId": thumbnail["asset_id"], "url": thumbnail.get("url")}
+    return view
+
+
+def item(doc: Document) -> dict[str, Any]:
+    """A registry entry (asset or model)."""
+    view = {
+        "id": doc["_id"],
+        "name": doc["name"],
+        "ownerId": str(doc["owner_id"]),
+        "createdAt": doc["created_at"],
+    }
+    if "url" in doc:
+        view["url"] = doc["url"]
+    return view
