@@ -111,6 +111,14 @@ class CatalogRepository:
         """One live collection by its project-scoped name key."""
         return await self.collections.find_one({"name_key": name_key, "deleted": False}, projection)
 
+    async def first_named(self, project_id: str, name: str, projection: dict[str, int]) -> Document | None:
+        """The oldest live collection with this title in the project (titles from B and C may repeat)."""
+        cursor = self.collections.find(
+            {"project_id": project_id, "name": name, "deleted": False}, projection, sort=[("_id", 1)], limit=1
+        )
+        found = await cursor.to_list()
+        return found[0] if found else None
+
     async def update_collection(
         self,
         selector: Document,
@@ -143,6 +151,21 @@ class CatalogRepository:
         )
         return await cursor.to_list()
 
-    async def count_collections(self, selector: Document) -> int:
-        """How many live collections match."""
-        return await self.collections.count_documents({**selector, "deleted": False})
+    async def page_with_total(
+        self, selector: Document, projection: dict[str, int], *, skip: int, limit: int
+    ) -> tuple[list[Document], int]:
+        """A page of live collections in id order and how many match in all: one `$facet` command."""
+        pipeline: list[Document] = [
+            {"$match": {**selector, "deleted": False}},
+            {"$sort": {"_id": 1}},
+            {
+                "$facet": {
+                    "page": [{"$skip": skip}, {"$limit": limit}, {"$project": projection}],
+                    "total": [{"$count": "n"}],
+                }
+            },
+        ]
+        result = await (await self.collections.aggregate(pipeline)).to_list()
+        facet = result[0] if result else {"page": [], "total": []}
+        total = facet["total"][0]["n"] if facet["total"] else 0
+        return list(facet["page"]), int(total)

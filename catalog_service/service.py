@@ -60,6 +60,11 @@ def name_key(project_id: str, name: str) -> str:
     return f"{project_id}{SEPARATOR}{name}"
 
 
+def free_key(project_id: str, name: str, collection_id: str) -> str:
+    """A name key that claims nothing: for titles from dialects B and C, which may repeat."""
+    return f"{name_key(project_id, name)}{SEPARATOR}{collection_id}"
+
+
 def encode_cursor(last_id: str) -> str:
     """An opaque pagination token for the id a page ended at."""
     return base64.urlsafe_b64encode(f"c1:{last_id}".encode()).decode().rstrip("=")
@@ -321,6 +326,8 @@ class CatalogService:
             return str(cached)
         doc = await self.repo.collection_by_name(key, {"_id": 1, "owner_id": 1, "project_id": 1})
         if doc is None:
+            doc = await self.repo.first_named(project_id, name, {"_id": 1, "owner_id": 1, "project_id": 1})
+        if doc is None:
             raise collection_not_found()
         self._names.remember(key, doc["_id"])
         self._refs.remember(
@@ -360,6 +367,8 @@ class CatalogService:
         if doc is None:
             doc = await self.repo.collection_by_name(key, WITH_NODES)
             if doc is None:
+                doc = await self.repo.first_named(project_id, name, WITH_NODES)
+            if doc is None:
                 raise collection_not_found()
             self._names.remember(key, doc["_id"])
         if not (await self._permissions(principal, doc)).read:
@@ -380,12 +389,9 @@ class CatalogService:
                     {"owner_id": principal.user_id},
                     {"_id": {"$in": visibility.collection_ids}},
                 ]
-        docs = await self.repo.find_collections(
-            selector, WITH_NODES, sort=[("_id", 1)], skip=(page - 1) * page_size, limit=page_size
+        return await self.repo.page_with_total(
+            selector, WITH_NODES, skip=(page - 1) * page_size, limit=page_size
         )
-        # The total needs its own count; the dialect's document spends two commands here as well.
-        total = await self.repo.count_collections(selector)
-        return docs, total
 
     async def _visible_selector(self, principal: Principal) -> Document:
         if principal.is_admin:
@@ -478,14 +484,13 @@ class CatalogService:
             collection_id=collection_id,
             project_id=project_id,
         )
+        if not unique_name:
+            # Titles repeat freely in dialects B and C, so they never claim the project's unique name.
+            doc["name_key"] = free_key(project_id, name, collection_id)
         try:
             await self.repo.insert_collection(doc, event)
         except DuplicateKeyError as exc:
-            if unique_name:
-                raise Conflict("Collection name already exists in this project") from exc
-            # Titles repeat freely in dialects B and C: this one is reachable by id, not by name.
-            doc["name_key"] = f"{doc['name_key']}{SEPARATOR}{collection_id}"
-            await self.repo.insert_collection(doc, event)
+            raise Conflict("Collection name already exists in this project") from exc
         self._refs.remember(
             collection_id,
             CollectionRef(collection_id=collection_id, owner_id=principal.user_id, project_id=project_id),
@@ -529,23 +534,43 @@ class CatalogService:
             collection_id=collection_id,
             project_id=ref.project_id,
         )
-        try:
-            doc = await self.repo.update_collection(
-                selector, {"$set": update_set, "$inc": {"version": 1}}, event, projection
-            )
-        except DuplicateKeyError as exc:
-            if unique_name:
-                raise Conflict("Collection name already exists in this project") from exc
-            # Dialects B and C repeat titles: keep the name reachable by id only.
-            update_set["name_key"] = f"{update_set['name_key']}{SEPARATOR}{collection_id}"
-            doc = await self.repo.update_collection(
-                selector, {"$set": update_set, "$inc": {"version": 1}}, event, projection
-            )
+        if "name" in changes and not unique_name:
+            update_set["name_key"] = free_key(ref.project_id, changes["name"], collection_id)
+        doc = await self._update_naming(selector, update_set, event, projection, collection_id)
+        if doc is None:
+            raise Conflict("Collection name already exists in this project")
         if doc is None:
             raise collection_not_found()
         if expected_name is not None and "name" in changes:
             self._names.pop(name_key(ref.project_id, expected_name), None)
             self._names.remember(update_set["name_key"], collection_id)
+        return doc
+
+    async def _update_naming(
+        self,
+        selector: Document,
+        update_set: Document,
+        event: Any,
+        projection: dict[str, int],
+        collection_id: str,
+    ) -> Document | None:
+        """Apply a `$set`; None when a new name key is taken by another collection; 404 when it is gone.
+
+        MongoDB raises DuplicateKeyError for a taken key; the stand-in's findAndModify returns no document
+        instead (docs/mongo.md). Both end here, and only then is the name looked up to tell them apart, so
+        the failure path pays one more command and the success path none.
+        """
+        update = {"$set": update_set, "$inc": {"version": 1}}
+        try:
+            doc = await self.repo.update_collection(selector, update, event, projection)
+        except DuplicateKeyError:
+            return None
+        if doc is None:
+            holder = None
+            if "name_key" in update_set:
+                holder = await self.repo.collection_by_name(update_set["name_key"], {"_id": 1})
+            if holder is None or holder["_id"] == collection_id:
+                raise collection_not_found()
         return doc
 
     async def delete(
@@ -591,7 +616,8 @@ class CatalogService:
         expected_name: str | None = None,
         projection: dict[str, int] = WITHOUT_MEMBERS,
     ) -> tuple[Document, list[str]]:
-        """Add or remove members; return the document as it was before and the ids that actually changed.
+        """Add or remove members; return the document as it was before (but with the new `updated_at`)
+        and the ids that actually changed.
 
         Fast path, one command: when none of the ids is present (add) or all are (remove), the update is
         filtered on exactly that, so the event names exactly the ids that changed. Otherwise the document is
@@ -600,19 +626,20 @@ class CatalogService:
         ref = await self._ref(collection_id)
         await self._require(principal, ref, "write")
         ids = list(dict.fromkeys(ids))
+        now = timestamp()
         selector: Document = {"_id": collection_id}
         if expected_name is not None:
             selector["name"] = expected_name
         fast: Document = {str(field): {"$nin": ids}} if add else {str(field): {"$all": ids}}
         doc = await self.repo.update_collection(
             {**selector, **fast},
-            self._member_update(field, ids, add),
+            self._member_update(field, ids, add, now),
             self._member_event(principal, ref, field, ids, add),
             projection,
             before=True,
         )
         if doc is not None:
-            return doc, ids
+            return {**doc, "updated_at": now}, ids
         for _ in range(MAX_CAS_ATTEMPTS):
             current = await self.repo.collections.find_one(
                 {**selector, "deleted": False}, projection_with(projection, field)
@@ -625,23 +652,23 @@ class CatalogService:
                 return current, []
             doc = await self.repo.update_collection(
                 {**selector, "version": current["version"]},
-                self._member_update(field, changed, add),
+                self._member_update(field, changed, add, now),
                 self._member_event(principal, ref, field, changed, add),
                 projection,
                 before=True,
             )
             if doc is not None:
-                return doc, changed
+                return {**doc, "updated_at": now}, changed
         raise Conflict("the collection is changing too fast; try again")
 
     @staticmethod
-    def _member_update(field: MemberField, ids: list[str], add: bool) -> Document:
+    def _member_update(field: MemberField, ids: list[str], add: bool, now: str) -> Document:
         key = str(field)
         change: Document = {"$addToSet": {key: {"$each": ids}}} if add else {"$pull": {key: {"$in": ids}}}
         return {
             **change,
             "$inc": {COUNT_FIELD[field]: len(ids) if add else -len(ids), "version": 1},
-            "$set": {"updated_at": timestamp()},
+            "$set": {"updated_at": now},
         }
 
     @staticmethod

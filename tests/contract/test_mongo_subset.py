@@ -706,6 +706,17 @@ async def test_datetime_from_set_on_insert_round_trips(coll: Collection) -> None
     assert await coll.count_documents({"created_at": at}) == 1
 
 
+async def test_boolean_set_by_update_still_matches_boolean_filters(coll: Collection) -> None:
+    """A flag flipped by `$set` matches `True`/`False` filters (the stand-in reads it back as 1/0: coerce)."""
+    await coll.insert_one({"_id": "f", "deleted": False})
+    await coll.update_one({"_id": "f"}, {"$set": {"deleted": True}})
+    assert await coll.count_documents({"_id": "f", "deleted": True}) == 1
+    assert await coll.count_documents({"_id": "f", "deleted": False}) == 0
+    stored = await coll.find_one({"_id": "f"})
+    assert stored is not None
+    assert bool(stored["deleted"]) is True
+
+
 async def test_iso_timestamp_strings_set_order_and_compare(coll: Collection) -> None:
     """Timestamps kept as fixed-width ISO-8601 UTC strings survive $set, and sort and $max in time order."""
     early, late = "2025-01-02T03:04:05.007Z", "2025-11-30T23:59:59.999Z"
@@ -716,6 +727,25 @@ async def test_iso_timestamp_strings_set_order_and_compare(coll: Collection) -> 
     order = [d["_id"] async for d in coll.find({}, {"_id": 1}).sort("updated_at", 1)]
     assert order == ["u", "t"]
     assert await coll.count_documents({"updated_at": {"$gt": "2025-06-01T00:00:00.000Z"}}) == 1
+
+
+async def test_facet_gives_a_page_and_the_total_in_one_command(coll: Collection) -> None:
+    """`$match` + `$sort` + `$facet` answers one page (with an exclusion projection) and the full count."""
+    await coll.insert_many([{"_id": f"i{n:03d}", "p": "x", "big": [n], "deleted": False} for n in range(30)])
+    await coll.insert_one({"_id": "other", "p": "y", "deleted": False})
+    pipeline = [
+        {"$match": {"p": "x", "deleted": False}},
+        {"$sort": {"_id": 1}},
+        {
+            "$facet": {
+                "page": [{"$skip": 5}, {"$limit": 3}, {"$project": {"big": 0}}],
+                "total": [{"$count": "n"}],
+            }
+        },
+    ]
+    [facet] = await (await coll.aggregate(pipeline)).to_list()
+    assert facet["page"] == [{"_id": f"i{n:03d}", "p": "x", "deleted": False} for n in (5, 6, 7)]
+    assert facet["total"] == [{"n": 30}]
 
 
 # --- durability --------------------------------------------------------------------------------------
