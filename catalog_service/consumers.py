@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import nats.errors
@@ -28,6 +29,14 @@ async def consume_visibility(js: JetStreamContext, repository: CatalogRepository
         stream=STREAM_NAME,
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=20, ack_wait=10),
     )
+    try:
+        await _apply_visibility(sub, repository)
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+
+
+async def _apply_visibility(sub: JetStreamContext.PullSubscription, repository: CatalogRepository) -> None:
     while True:
         try:
             messages = await sub.fetch(50, timeout=1)

@@ -31,6 +31,8 @@ class StackConfig:
     nats_sync_interval: str = "always"
     log_level: str = "INFO"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Extra processes of a service: the gateway takes them in turn; history replicas share one consumer.
+    replicas: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, port: int | None, data_dir: str | None) -> StackConfig:
@@ -47,6 +49,11 @@ class StackConfig:
             jwt_audience=env.get("HUB_JWT_AUDIENCE", "collections-hub"),
             log_level=env.get("HUB_LOG_LEVEL", "INFO"),
         )
+
+
+def module_of(process_name: str) -> str:
+    """The service a process runs: `catalog_service#2` is a second replica of `catalog_service`."""
+    return process_name.partition("#")[0]
 
 
 def persistent_secrets(data_dir: Path) -> dict[str, str]:
@@ -101,18 +108,22 @@ class EmbeddedStack:
         # Every service learns every peer's URL, so all ports are chosen before any process starts.
         for name in SERVICES:
             self.service_urls.setdefault(name, f"http://127.0.0.1:{free_port()}")
+            for n in range(2, self.config.replicas.get(name, 1) + 1):
+                self.service_urls.setdefault(f"{name}#{n}", f"http://127.0.0.1:{free_port()}")
         for name in SERVICES:
             self.start_service(name)
-        for name in SERVICES:
+            for n in range(2, self.config.replicas.get(name, 1) + 1):
+                self.start_service(f"{name}#{n}")
+        for name in self.services:
             self.wait_ready(name)
         self.start_service("gateway", port=self.config.port)
         self.wait_ready("gateway")
 
     def service_env(self, name: str, port: int) -> dict[str, str]:
         """The environment of one service process."""
-        short = name.removesuffix("_service")
+        short = module_of(name).removesuffix("_service")
         env = {
-            "HUB_SERVICE_NAME": name,
+            "HUB_SERVICE_NAME": module_of(name),
             "HUB_HOST": "127.0.0.1",
             "HUB_PORT": str(port),
             "HUB_MONGODB_URL": self.mongodb_url,
@@ -129,19 +140,24 @@ class EmbeddedStack:
         if self.config.jwt_issuer:
             env["HUB_JWT_ISSUER"] = self.config.jwt_issuer
         for service in SERVICES:
-            env[f"HUB_{service.removesuffix('_service').upper()}_URL"] = self.service_urls[service]
+            env[f"HUB_{service.removesuffix('_service').upper()}_URL"] = ",".join(self.replica_urls(service))
         return {**env, **self.config.extra_env}
 
+    def replica_urls(self, service: str) -> list[str]:
+        """Base URLs of every running process of a service (the primary first)."""
+        return [url for name, url in self.service_urls.items() if module_of(name) == service]
+
     def start_service(self, name: str, port: int | None = None) -> ManagedProcess:
-        """Start (or restart) one service process on its port."""
+        """Start (or restart) one service process on its port; `name#2` is a second replica of `name`."""
         if port is None:
             previous = self.service_urls.get(name)
             port = int(previous.rsplit(":", 1)[1]) if previous else free_port()
         self.service_urls[name] = f"http://127.0.0.1:{port}"
+        module = module_of(name)
         proc = ManagedProcess(
             name,
-            [sys.executable, "-m", name],
-            self.config.data_dir / "logs" / f"{name}.log",
+            [sys.executable, "-m", module],
+            self.config.data_dir / "logs" / f"{name.replace('#', '-')}.log",
             env=self.service_env(name, port),
         )
         self.services[name] = proc.start()

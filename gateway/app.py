@@ -13,6 +13,7 @@ from gateway.jwt_verifier import JwtVerifier, load_jwks
 from gateway.proxy import forward, no_route
 from gateway.routing import admin_only, service_for
 from gateway.settings import GatewaySettings
+from gateway.upstreams import Upstream
 from shared.errors import Forbidden
 from shared.metrics import ROUTE_LABEL_KEY
 from shared.principal import PRINCIPAL_KEY, require_principal
@@ -23,7 +24,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SESSION_KEY = web.AppKey("upstream_session", ClientSession)
 AUTHENTICATOR_KEY = web.AppKey("authenticator", Authenticator)
-UPSTREAMS_KEY = web.AppKey("upstreams", dict[str, str])
+UPSTREAMS_KEY = web.AppKey("upstreams", dict[str, Upstream])
 GATEWAY_SETTINGS_KEY = web.AppKey("gateway_settings", GatewaySettings)
 
 
@@ -60,7 +61,7 @@ async def proxy(request: web.Request) -> web.Response:
     settings = request.app[GATEWAY_SETTINGS_KEY]
     return await forward(
         request.app[SESSION_KEY],
-        request.app[UPSTREAMS_KEY][service],
+        request.app[UPSTREAMS_KEY][service].next(),
         request,
         require_principal(request),
         settings.internal_secret.get_secret_value(),
@@ -73,9 +74,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.middlewares.append(authentication_middleware)
     app[GATEWAY_SETTINGS_KEY] = settings
     app[UPSTREAMS_KEY] = {
-        "catalog": settings.catalog_url.rstrip("/"),
-        "access": settings.access_url.rstrip("/"),
-        "history": settings.history_url.rstrip("/"),
+        "catalog": Upstream(settings.catalog_url),
+        "access": Upstream(settings.access_url),
+        "history": Upstream(settings.history_url),
     }
 
     async def upstream_resource(app: web.Application) -> AsyncIterator[None]:
@@ -88,13 +89,14 @@ def create_app(settings: GatewaySettings) -> web.Application:
         app[SESSION_KEY] = session
         app[AUTHENTICATOR_KEY] = Authenticator(
             session,
-            settings.access_url,
+            app[UPSTREAMS_KEY]["access"],
             settings.internal_secret.get_secret_value(),
             JwtVerifier(settings, jwks),
             settings.auth_cache_ttl_seconds,
         )
-        for name, url in app[UPSTREAMS_KEY].items():
-            add_readiness_check(app, name, _service_ready(session, url))
+        for name, upstream in app[UPSTREAMS_KEY].items():
+            for n, url in enumerate(upstream.urls):
+                add_readiness_check(app, f"{name}-{n}", _service_ready(session, url))
         yield
         await session.close()
         # Let the connector's transports close before the loop goes away.

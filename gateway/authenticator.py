@@ -13,6 +13,7 @@ from aiohttp import ClientError, ClientSession
 
 from gateway.credentials import Credentials
 from gateway.jwt_verifier import JwtVerifier
+from gateway.upstreams import Upstream
 from shared.errors import Unauthorized, Unavailable
 from shared.principal import Principal, internal_headers
 
@@ -25,13 +26,13 @@ class Authenticator:
     def __init__(
         self,
         session: ClientSession,
-        access_url: str,
+        access: Upstream,
         secret: str,
         verifier: JwtVerifier,
         ttl: float,
     ) -> None:
         self._session = session
-        self._access_url = access_url.rstrip("/")
+        self._access = access
         self._secret = secret
         self._verifier = verifier
         self._ttl = ttl
@@ -91,7 +92,7 @@ class Authenticator:
         try:
             async with self._session.request(
                 method,
-                f"{self._access_url}{path}",
+                f"{self._access.next()}{path}",
                 json=body,
                 headers=internal_headers(self._secret, None, None),
             ) as response:

@@ -28,6 +28,8 @@ async def connect_nats(settings: ServiceSettings) -> NatsClient:
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         connect_timeout=5,
+        # Bounded, so a subscription cancelled mid-fetch cannot hold shutdown past the grace period.
+        drain_timeout=5,
         error_cb=on_error,
     )
 
