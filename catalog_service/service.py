@@ -664,7 +664,9 @@ class CatalogService:
     @staticmethod
     def _member_update(field: MemberField, ids: list[str], add: bool, now: str) -> Document:
         key = str(field)
-        change: Document = {"$addToSet": {key: {"$each": ids}}} if add else {"$pull": {key: {"$in": ids}}}
+        # `$push`, not `$addToSet`: the filter (`$nin`, or the version read) already proves every id is new,
+        # and `$addToSet` dedupes by scanning, which is quadratic on the stand-in (10k ids: ~10 s).
+        change: Document = {"$push": {key: {"$each": ids}}} if add else {"$pull": {key: {"$in": ids}}}
         return {
             **change,
             "$inc": {COUNT_FIELD[field]: len(ids) if add else -len(ids), "version": 1},

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import ClientError, ClientSession, web
 
 from shared.errors import NotFound, Unavailable
 from shared.logs import request_id_var
 from shared.principal import Principal, internal_headers
+
+log = logging.getLogger(__name__)
 
 # Only what services need travels inward; credentials never leave the gateway.
 FORWARDED_REQUEST_HEADERS = ("Content-Type", "Accept")
@@ -31,6 +35,7 @@ async def forward(
             content_type = upstream.headers.get("Content-Type", "application/json")
             status = upstream.status
     except (ClientError, TimeoutError) as exc:
+        log.warning("upstream %s failed: %r", base_url, exc)
         raise Unavailable("service unavailable") from exc
     response = web.Response(body=payload, status=status)
     response.headers["Content-Type"] = content_type

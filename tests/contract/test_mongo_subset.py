@@ -326,6 +326,16 @@ async def test_add_to_set_on_an_array_initialised_at_insert(coll: Collection) ->
     assert await coll.find_one({"_id": "m"}) == {"_id": "m", "members": ["a", "b"]}
 
 
+async def test_push_each_of_scalars_appends_in_order_under_a_nin_guard(coll: Collection) -> None:
+    """`$push $each` of strings appends in order; a `$nin` guard makes a repeat match nothing."""
+    await coll.insert_one({"_id": "p", "nodes": ["a"]})
+    guard = {"_id": "p", "nodes": {"$nin": ["b", "c"]}}
+    first = await coll.update_one(guard, {"$push": {"nodes": {"$each": ["b", "c"]}}})
+    again = await coll.update_one(guard, {"$push": {"nodes": {"$each": ["b", "c"]}}})
+    assert (first.modified_count, again.matched_count) == (1, 0)
+    assert await coll.find_one({"_id": "p"}) == {"_id": "p", "nodes": ["a", "b", "c"]}
+
+
 async def test_pull_in_removes_listed_scalars(coll: Collection) -> None:
     """$pull with $in removes every occurrence of the listed scalars and nothing else."""
     await coll.insert_one({"_id": "d", "members": ["z", "a", "m", "b", "a"]})

@@ -517,3 +517,21 @@ async def test_every_endpoint_spends_at_most_one_mongo_command(
     assert all(n == 1 for n in spent.values()), spent
     gateway = await (await hub.http.get(f"{hub.url}/metrics")).text()
     assert "mongo_commands_total{" not in gateway
+
+
+async def test_a_collection_with_100000_members_works(hub: Hub, project: str) -> None:
+    """A collection grown to 100,000 node ids still takes more, answers with all of them, and dedupes."""
+    await json_of(hub, "POST", project, json={"name": "huge"})
+    for batch in range(10):
+        ids = [f"node-{batch}-{n:05d}" for n in range(10_000)]
+        status, body = await json_of(hub, "POST", f"{project}/huge/members", json={"add": ids})
+        assert (status, body["added"], body["total"]) == (200, 10_000, (batch + 1) * 10_000)
+    status, body = await json_of(
+        hub, "POST", f"{project}/huge/members", json={"add": ["node-0-00000", *[f"x{n}" for n in range(49)]]}
+    )
+    assert (status, body["added"], body["total"]) == (200, 49, 100_049)
+    status, got = await json_of(hub, "GET", f"{project}/huge")
+    assert status == 200
+    assert len(got["members"]) == 100_049
+    assert got["members"][0] == "node-0-00000"
+    assert got["members"][-1] == "x48"
