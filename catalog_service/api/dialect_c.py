@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from catalog_service import views
 from catalog_service.api.keys import CATALOG_KEY
+from catalog_service.repository import ItemKind
 from catalog_service.schemas import (
     AssetIdsC,
     CollectionCreateC,
@@ -18,6 +21,7 @@ from shared.requests import parse_body, parse_query
 
 routes = web.RouteTableDef()
 BASE = "/v1/collections"
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def collection(doc: dict[str, object]) -> web.Response:
@@ -77,41 +81,26 @@ async def delete(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
-@routes.put(f"{BASE}/{{collection_id}}/assets")
-async def add_assets(request: web.Request) -> web.Response:
-    """Add up to 49 registered assets."""
-    data = await parse_body(request, AssetIdsC)
-    doc = await request.app[CATALOG_KEY].link_items(
-        require_principal(request), request.match_info["collection_id"], "asset", data.assetIds, add=True
-    )
-    return collection(doc)
+def link_handler(kind: ItemKind, *, add: bool) -> Handler:
+    """PUT (add) or DELETE (remove) of up to 49 registered assets or models."""
+    schema, field = (AssetIdsC, "assetIds") if kind == "asset" else (ModelIdsC, "modelIds")
+
+    async def handler(request: web.Request) -> web.Response:
+        data = await parse_body(request, schema)
+        doc = await request.app[CATALOG_KEY].link_items(
+            require_principal(request),
+            request.match_info["collection_id"],
+            kind,
+            getattr(data, field),
+            add=add,
+        )
+        return collection(doc)
+
+    handler.__doc__ = f"{'Add' if add else 'Remove'} up to 49 {kind}s."
+    return handler
 
 
-@routes.delete(f"{BASE}/{{collection_id}}/assets")
-async def remove_assets(request: web.Request) -> web.Response:
-    """Remove up to 49 assets."""
-    data = await parse_body(request, AssetIdsC)
-    doc = await request.app[CATALOG_KEY].link_items(
-        require_principal(request), request.match_info["collection_id"], "asset", data.assetIds, add=False
-    )
-    return collection(doc)
-
-
-@routes.put(f"{BASE}/{{collection_id}}/models")
-async def add_models(request: web.Request) -> web.Response:
-    """Add up to 49 registered models."""
-    data = await parse_body(request, ModelIdsC)
-    doc = await request.app[CATALOG_KEY].link_items(
-        require_principal(request), request.match_info["collection_id"], "model", data.modelIds, add=True
-    )
-    return collection(doc)
-
-
-@routes.delete(f"{BASE}/{{collection_id}}/models")
-async def remove_models(request: web.Request) -> web.Response:
-    """Remove up to 49 models."""
-    data = await parse_body(request, ModelIdsC)
-    doc = await request.app[CATALOG_KEY].link_items(
-        require_principal(request), request.match_info["collection_id"], "model", data.modelIds, add=False
-    )
-    return collection(doc)
+ITEM_KINDS: tuple[ItemKind, ...] = ("asset", "model")
+for _kind in ITEM_KINDS:
+    routes.put(f"{BASE}/{{collection_id}}/{_kind}s")(link_handler(_kind, add=True))
+    routes.delete(f"{BASE}/{{collection_id}}/{_kind}s")(link_handler(_kind, add=False))
