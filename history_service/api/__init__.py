@@ -1,0 +1,1 @@
+"""history_service's HTTP API: one module per public dialect, plus the internal routes."""

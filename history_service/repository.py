@@ -1,0 +1,269 @@
+"""All MongoDB access of history_service: event records, collection heads, and small read models.
+
+`events` holds two kinds of document, so that one `find` answers a history page:
+- a record per event: `_id` = event id (a redelivery cannot add a second one), `seq` = the increasing
+  integer the APIs show as `id` (from the `counters` document `history`), the collection it belongs to,
+  and its targets already rendered;
+- a head per collection: `_id` = `collection:<id>`, what authorization and dialect A need (owner,
+  project, current name, deleted) and the collection's integer id. Its `seq` is `HEAD_SEQ_BASE` + that
+  integer, above every record's, so a newest-first read of a collection returns the head first.
+`users`, `groups` and `projects` keep the names and slugs events carry (string `_id`s throughout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from shared.mongo import Document
+
+DUPLICATE_KEY = 11000
+HEAD_SEQ_BASE = 1 << 60
+HEAD_PREFIX = "collection:"
+
+
+def head_id(collection_id: str) -> str:
+    """The `_id` of a collection's head document."""
+    return f"{HEAD_PREFIX}{collection_id}"
+
+
+# --- read-model changes the projection asks for --------------------------------------------------------
+@dataclass(frozen=True)
+class CollectionSeen:
+    """An event names this collection: make sure it has a head, with this integer id if it is new."""
+
+    collection_id: str
+    number: int
+
+
+@dataclass(frozen=True)
+class CollectionCreated:
+    """The collection's owner and project, from its created event."""
+
+    collection_id: str
+    owner_id: int
+    project_id: str
+
+
+@dataclass(frozen=True)
+class CollectionNamed:
+    """The collection's name as of `order` (an event with a lower order never overwrites the name)."""
+
+    collection_id: str
+    name: str
+    order: int
+
+
+@dataclass(frozen=True)
+class CollectionRemoved:
+    """The collection was deleted."""
+
+    collection_id: str
+
+
+@dataclass(frozen=True)
+class UserNamed:
+    """A user's names."""
+
+    user_id: str
+    first_name: str | None
+    last_name: str | None
+
+
+@dataclass(frozen=True)
+class GroupNamed:
+    """A user group's name."""
+
+    group_id: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class ProjectSlugs:
+    """Where a project lives: its namespace slug and its own slug."""
+
+    project_id: str
+    namespace: str
+    project: str
+
+
+ReadModelChange = (
+    CollectionSeen
+    | CollectionCreated
+    | CollectionNamed
+    | CollectionRemoved
+    | UserNamed
+    | GroupNamed
+    | ProjectSlugs
+)
+
+
+class HistoryRepository:
+    """Event records with integer ids, collection heads, and the names rendering uses."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.events = db["events"]
+        self.counters = db["counters"]
+        self.users = db["users"]
+        self.groups = db["groups"]
+        self.projects = db["projects"]
+
+    async def ensure_indexes(self) -> None:
+        """Indexes the queries rely on (idempotent)."""
+        await self.events.create_index("seq", unique=True)
+        await self.events.create_index([("collection_id", ASCENDING), ("seq", DESCENDING)])
+        await self.events.create_index("type")
+        await self.events.create_index([("project_id", ASCENDING), ("name", ASCENDING)])
+        await self.projects.create_index([("namespace", ASCENDING), ("project", ASCENDING)])
+
+    # --- the projection --------------------------------------------------------------------------------
+    async def snapshot(
+        self, event_ids: Sequence[str], collection_ids: Iterable[str]
+    ) -> tuple[set[str], dict[str, Document]]:
+        """In one read: which of these events are recorded already, and these collections' heads."""
+        heads = [head_id(cid) for cid in set(collection_ids)]
+        cursor = self.events.find(
+            {"_id": {"$in": [*event_ids, *heads]}},
+            {"_id": 1, "collection_id": 1, "number": 1, "name": 1, "name_order": 1},
+        )
+        recorded: set[str] = set()
+        found: dict[str, Document] = {}
+        async for doc in cursor:
+            if doc["_id"].startswith(HEAD_PREFIX) and doc["_id"] not in event_ids:
+                found[doc["collection_id"]] = doc
+            else:
+                recorded.add(doc["_id"])
+        return recorded, found
+
+    async def names(self, read_model: str, ids: Iterable[str]) -> dict[str, Document]:
+        """Entries of `users` or `groups` by id."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        return {doc["_id"]: doc async for doc in self.db[read_model].find({"_id": {"$in": wanted}})}
+
+    async def allocate(self, sequence: str, count: int) -> int:
+        """Reserve `count` consecutive integers of a named sequence; return the last one."""
+        counter = await self.counters.find_one_and_update(
+            {"_id": sequence}, {"$inc": {"seq": count}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        assert counter is not None  # upsert with AFTER always returns the document
+        return int(counter["seq"])
+
+    async def apply(self, changes: Sequence[ReadModelChange]) -> None:
+        """Apply read-model changes, in the order given within each collection of documents. Idempotent."""
+        writes: dict[str, list[UpdateOne]] = {}
+        for change in changes:
+            target, operation = self._operation(change)
+            writes.setdefault(target, []).append(operation)
+        for target, operations in writes.items():
+            await self.db[target].bulk_write(operations, ordered=True)
+
+    @staticmethod
+    def _operation(change: ReadModelChange) -> tuple[str, UpdateOne]:
+        """The collection a change touches and the update that makes it."""
+        operation: UpdateOne
+        match change:
+            case CollectionSeen(collection_id=cid, number=number):
+                new_head = {
+                    "collection_id": cid,
+                    "seq": HEAD_SEQ_BASE + number,
+                    "number": number,
+                    "name": None,
+                    "name_order": -1,
+                    "deleted": False,
+                    "known": False,
+                }
+                operation = UpdateOne({"_id": head_id(cid)}, {"$setOnInsert": new_head}, upsert=True)
+            case CollectionCreated(collection_id=cid, owner_id=owner, project_id=project):
+                update = {"$set": {"owner_id": owner, "project_id": project, "known": True}}
+                operation = UpdateOne({"_id": head_id(cid)}, update)
+            case CollectionNamed(collection_id=cid, name=name, order=order):
+                # Only a newer event renames: a redelivered old event must not bring an old name back.
+                # An integer, not the ISO timestamp: nx-27017 compares timestamp-like strings wrongly
+                # against strings of another shape (`"" < "2026-...Z#1"` is false there).
+                operation = UpdateOne(
+                    {"_id": head_id(cid), "name_order": {"$lt": order}},
+                    {"$set": {"name": name, "name_order": order}},
+                )
+            case CollectionRemoved(collection_id=cid):
+                operation = UpdateOne({"_id": head_id(cid)}, {"$set": {"deleted": True}})
+            case UserNamed(user_id=uid, first_name=first, last_name=last):
+                names = {"first_name": first, "last_name": last}
+                return "users", UpdateOne({"_id": uid}, {"$set": names}, upsert=True)
+            case GroupNamed(group_id=gid, name=name):
+                return "groups", UpdateOne({"_id": gid}, {"$set": {"name": name}}, upsert=True)
+            case ProjectSlugs(project_id=pid, namespace=namespace, project=project):
+                slugs = {"namespace": namespace, "project": project}
+                return "projects", UpdateOne({"_id": pid}, {"$set": slugs}, upsert=True)
+        return "events", operation
+
+    async def insert_records(self, records: list[Document]) -> int:
+        """Insert event records, skipping any whose event id is already recorded; return how many were new."""
+        if not records:
+            return 0
+        try:
+            result = await self.events.insert_many(records, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            return int(exc.details.get("nInserted", len(records) - len(errors)))
+        return len(result.inserted_ids)
+
+    # --- reads -----------------------------------------------------------------------------------------
+    async def head_and_page(
+        self, collection_id: str, before_seq: int | None, limit: int
+    ) -> tuple[Document | None, list[Document]]:
+        """The collection's head and up to `limit` records newest first, below `before_seq` when given.
+
+        The first page is one read (the head sorts above every record). A later page reads the head by
+        `_id` apart: one `$or` query would do both, but nx-27017 answers it ten times slower.
+        """
+        if before_seq is None:
+            docs = (
+                await self.events.find({"collection_id": collection_id})
+                .sort("seq", DESCENDING)
+                .limit(limit + 1)
+                .to_list()
+            )
+            return _split_head(docs)
+        query = {"collection_id": collection_id, "seq": {"$lt": before_seq}}
+        docs = await self.events.find(query).sort("seq", DESCENDING).limit(limit).to_list()
+        return await self.head(collection_id), docs
+
+    async def head(self, collection_id: str) -> Document | None:
+        """A collection's head."""
+        return await self.events.find_one({"_id": head_id(collection_id)})
+
+    async def page_at(self, collection_id: str, skip: int, limit: int) -> list[Document]:
+        """One numbered page of a collection's records, newest first."""
+        query = {"collection_id": collection_id, "seq": {"$lt": HEAD_SEQ_BASE}}
+        return await self.events.find(query).sort("seq", DESCENDING).skip(skip).limit(limit).to_list()
+
+    async def count(self, collection_id: str) -> int:
+        """How many records a collection has."""
+        return await self.events.count_documents(
+            {"collection_id": collection_id, "seq": {"$lt": HEAD_SEQ_BASE}}
+        )
+
+    async def heads_named(self, project_id: str, name: str) -> list[Document]:
+        """Heads of live, known collections of a project with this name."""
+        query = {"project_id": project_id, "name": name, "deleted": False, "known": True}
+        return await self.events.find(query).to_list()
+
+    async def project_by_slugs(self, namespace: str, project: str) -> Document | None:
+        """A project by its namespace slug and its own slug."""
+        return await self.projects.find_one({"namespace": namespace, "project": project})
+
+
+def _split_head(docs: list[Document]) -> tuple[Document | None, list[Document]]:
+    """The head (first when present: its seq is above every record's) and the records."""
+    if docs and docs[0]["seq"] >= HEAD_SEQ_BASE:
+        return docs[0], docs[1:]
+    return None, docs

@@ -1,0 +1,422 @@
+"""Use cases of history_service: recording events (the projection) and reading a collection's history."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from history_service import cursors
+from history_service.catalog import CollectionDirectory, CollectionInfo
+from history_service.repository import (
+    CollectionCreated,
+    CollectionNamed,
+    CollectionRemoved,
+    CollectionSeen,
+    GroupNamed,
+    HistoryRepository,
+    ProjectSlugs,
+    ReadModelChange,
+    UserNamed,
+)
+from history_service.schemas import (
+    PAGE_SIZE_V2,
+    EventTarget,
+    HistoryEntry,
+    HistoryPageA,
+    HistoryPageC,
+    HistoryPageV2,
+    HistoryQueryA,
+    HistoryQueryC,
+    HistoryResultsV2,
+)
+from shared import event_types as catalogue
+from shared.authz import AccessDecisions, CollectionRef
+from shared.clock import stamp, timestamp
+from shared.errors import NotFound, ValidationFailed
+from shared.events import EventEnvelope
+from shared.mongo import Document
+from shared.principal import Principal
+
+HISTORY_SEQUENCE = "history"
+COLLECTION_SEQUENCE = "collections"
+_NAME_CACHE_LIMIT = 50_000
+
+_ITEM_TARGETS = {"node": "Node", "asset": "Asset", "model": "Model"}
+# Entities named in `ids` of events that are not about a collection (not shown by the collection APIs).
+_ENTITY_TARGETS = (
+    ("namespace_id", "Namespace"),
+    ("project_id", "Project"),
+    ("dataset_id", "Dataset"),
+    ("asset_id", "Asset"),
+    ("model_id", "Model"),
+    ("key_id", "ApiKey"),
+)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A validated event on its way into the projection, with its position in the stream (0: unknown)."""
+
+    envelope: EventEnvelope
+    data: catalogue.EventData
+    stream_seq: int = 0
+    # When JetStream stored it (from the delivery's metadata): splits history lag into relay and consumer.
+    published_at: datetime | None = None
+
+
+# --- the projection --------------------------------------------------------------------------------------
+def collection_id_of(envelope: EventEnvelope) -> str | None:
+    """The collection an event is about, if any."""
+    value = envelope.ids.get("collection_id")
+    return None if value is None else str(value)
+
+
+def change_order(incoming: Incoming) -> int:
+    """Orders changes to one entity: occurred_at in milliseconds, then stream position within one."""
+    millis = int(incoming.envelope.occurred_at.timestamp() * 1000)
+    return millis * 1_000_000 + incoming.stream_seq % 1_000_000
+
+
+def read_model_changes(incoming: Incoming, number: int) -> list[ReadModelChange]:
+    """What an event changes in the read models (`number`: its collection's integer id, if it has one)."""
+    envelope, data = incoming.envelope, incoming.data
+    ids = envelope.ids
+    changes: list[ReadModelChange] = []
+    collection_id = collection_id_of(envelope)
+    if collection_id is not None:
+        changes.append(CollectionSeen(collection_id, number))
+        name = collection_name(data)
+        if isinstance(data, catalogue.CollectionCreated) and "project_id" in ids:
+            changes.append(CollectionCreated(collection_id, data.owner_id, str(ids["project_id"])))
+        if name is not None:
+            changes.append(CollectionNamed(collection_id, name, change_order(incoming)))
+        if isinstance(data, catalogue.CollectionDeleted):
+            changes.append(CollectionRemoved(collection_id))
+    if isinstance(data, catalogue.UserCreated) and "user_id" in ids:
+        changes.append(UserNamed(str(ids["user_id"]), data.first_name, data.last_name))
+    if isinstance(data, catalogue.GroupChanged) and "group_id" in ids and data.name is not None:
+        changes.append(GroupNamed(str(ids["group_id"]), data.name))
+    if envelope.type == "catalog.project.created" and {"project_id", "namespace", "project"} <= ids.keys():
+        changes.append(ProjectSlugs(str(ids["project_id"]), str(ids["namespace"]), str(ids["project"])))
+    return changes
+
+
+def collection_name(data: catalogue.EventData) -> str | None:
+    """The collection's name an event states: on creation, and on an update (the new one)."""
+    if isinstance(data, catalogue.CollectionCreated):
+        return data.name
+    if isinstance(data, catalogue.CollectionUpdated):
+        # `changes` holds a rename; else `name` is the current name ("" when the writer did not know).
+        renamed = data.changes.get("name")
+        return renamed if isinstance(renamed, str) else (data.name or None)
+    return None
+
+
+@dataclass
+class RenderContext:
+    """What targets show as of the event being rendered: user and group names, collection ids and titles."""
+
+    users: dict[str, Document]
+    groups: dict[str, Document]
+    # collection id -> {"number", "name", "name_order"}
+    collections: dict[str, Document]
+
+    def advance(self, incoming: Incoming) -> None:
+        """Take in what this event changes, so the next events render with it."""
+        envelope, data = incoming.envelope, incoming.data
+        collection_id = collection_id_of(envelope)
+        name = collection_name(data)
+        if collection_id is not None and name is not None:
+            entry = self.collections[collection_id]
+            order = change_order(incoming)
+            if order > entry.get("name_order", -1):
+                entry.update(name=name, name_order=order)
+        if isinstance(data, catalogue.UserCreated) and "user_id" in envelope.ids:
+            self.users[str(envelope.ids["user_id"])] = {
+                "first_name": data.first_name,
+                "last_name": data.last_name,
+            }
+        if isinstance(data, catalogue.GroupChanged) and "group_id" in envelope.ids and data.name is not None:
+            self.groups[str(envelope.ids["group_id"])] = {"name": data.name}
+
+    def targets(self, envelope: EventEnvelope, data: catalogue.EventData) -> list[Document]:
+        """The entities the event concerns, rendered as dialect B shows them (the collection last)."""
+        ids = envelope.ids
+        targets: list[Document] = []
+        if "user_id" in ids:
+            user = self.users.get(str(ids["user_id"]), {})
+            targets.append(
+                _target(
+                    "User",
+                    id=_int_or_str(ids["user_id"]),
+                    first_name=user.get("first_name"),
+                    last_name=user.get("last_name"),
+                )
+            )
+        if "group_id" in ids:
+            group = self.groups.get(str(ids["group_id"]), {})
+            targets.append(_target("UserGroup", id=_int_or_str(ids["group_id"]), name=group.get("name")))
+        if isinstance(data, catalogue.ItemsChanged):
+            targets.extend(_target(_ITEM_TARGETS[data.kind], id=item) for item in data.ids)
+        if isinstance(data, catalogue.ThumbnailSet) and data.asset_id is not None:
+            targets.append(_target("Asset", id=data.asset_id))
+        collection_id = collection_id_of(envelope)
+        if collection_id is not None:
+            entry = self.collections[collection_id]
+            # Stored as it stood when recorded; reads show the collection's current title.
+            title = collection_name(data) or entry.get("name")
+            targets.append(
+                _target("Collection", id=entry["number"], elasticsearch_id=collection_id, title=title)
+            )
+        else:
+            targets.extend(_target(kind, id=ids[key]) for key, kind in _ENTITY_TARGETS if key in ids)
+        return targets
+
+
+def _target(target_type: str, **target: Any) -> Document:
+    """One stored target, in the API's shape."""
+    return {"target_type": target_type, "target": target}
+
+
+def record_of(incoming: Incoming, seq: int, context: RenderContext) -> Document:
+    """The stored record of an event: what every dialect's history entry is read from."""
+    envelope = incoming.envelope
+    occurred = stamp(envelope.occurred_at)
+    return {
+        "_id": envelope.id,
+        "seq": seq,
+        "type": envelope.type,
+        "version": envelope.version,
+        "event_type": catalogue.history_name(envelope.type),
+        "collection_id": collection_id_of(envelope),
+        "user_id": envelope.actor if envelope.actor is not None else 0,
+        "created_at": occurred,
+        "updated_at": occurred,
+        "targets": context.targets(envelope, incoming.data),
+        "ids": dict(envelope.ids),
+        "data": incoming.data.model_dump(mode="json"),
+        "request_id": envelope.request_id,
+        "stream_seq": incoming.stream_seq,
+        "published_at": stamp(incoming.published_at) if incoming.published_at else None,
+        "recorded_at": timestamp(),
+    }
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+def _int_or_str(value: Any) -> int | str:
+    """Ids travel as integers or strings; show integers as integers."""
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    return int(text) if text.isdigit() else text
+
+
+def invalid_cursor(name: str, value: str, what: str) -> ValidationFailed:
+    """Dialect B's message for a cursor it did not issue, with the value as given."""
+    return ValidationFailed(f"Invalid parameter '{name}' value \"{value}\": {what}")
+
+
+def entry_of(doc: Document, head: Document | None, current: CollectionInfo) -> HistoryEntry:
+    """A stored record as a history entry, its collection as the head shows it now.
+
+    The title is the current one; the integer id is the head's, since two replicas meeting a new
+    collection at once may each have rendered their own before one head won.
+    """
+    shown = {"title": (head or {}).get("name") or current.name}
+    if head is not None:
+        shown["id"] = head["number"]
+    targets = []
+    for stored in doc.get("targets", []):
+        target = stored
+        if (
+            stored["target_type"] == "Collection"
+            and stored["target"].get("elasticsearch_id") == current.collection_id
+        ):
+            fresh = {key: value for key, value in shown.items() if value is not None}
+            target = {**stored, "target": {**stored["target"], **fresh}}
+        targets.append(EventTarget.model_validate(target))
+    return HistoryEntry(
+        id=doc["seq"],
+        user_id=doc["user_id"],
+        event_type=doc["event_type"],
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+        event_targets=targets,
+    )
+
+
+class HistoryService:
+    """Records events once each and serves collection history to callers who may read the collection."""
+
+    def __init__(
+        self, repository: HistoryRepository, directory: CollectionDirectory, decisions: AccessDecisions
+    ) -> None:
+        self.repository = repository
+        self.directory = directory
+        self.decisions = decisions
+        # (namespace, project, name) -> collection id; checked against the head on every read.
+        self._names: dict[tuple[str, str, str], str] = {}
+
+    # --- recording -----------------------------------------------------------------------------------
+    async def record(self, batch: Sequence[Incoming]) -> int:
+        """Project a batch of events; an event already recorded is skipped. Return how many were new."""
+        unique: dict[str, Incoming] = {}
+        for incoming in batch:
+            unique.setdefault(incoming.envelope.id, incoming)
+        collection_ids = {cid for i in unique.values() if (cid := collection_id_of(i.envelope)) is not None}
+        recorded, heads = await self.repository.snapshot(list(unique), collection_ids)
+        fresh = [incoming for event_id, incoming in unique.items() if event_id not in recorded]
+        if not fresh:
+            return 0
+        context = await self._context(fresh, heads)
+        changes = [
+            change
+            for incoming in fresh
+            for change in read_model_changes(
+                incoming,
+                context.collections.get(collection_id_of(incoming.envelope) or "", {}).get("number", 0),
+            )
+        ]
+        last = await self.repository.allocate(HISTORY_SEQUENCE, len(fresh))
+        records = []
+        for offset, incoming in enumerate(fresh):
+            context.advance(incoming)
+            records.append(record_of(incoming, last - len(fresh) + 1 + offset, context))
+        await self.repository.apply(changes)
+        return await self.repository.insert_records(records)
+
+    async def _context(self, fresh: list[Incoming], heads: dict[str, Document]) -> RenderContext:
+        """Names and collection ids as they stand before the batch; new collections get their integer ids."""
+        user_ids = {str(i.envelope.ids["user_id"]) for i in fresh if "user_id" in i.envelope.ids}
+        group_ids = {str(i.envelope.ids["group_id"]) for i in fresh if "group_id" in i.envelope.ids}
+        collections = {cid: dict(head) for cid, head in heads.items()}
+        new = sorted(
+            {cid for i in fresh if (cid := collection_id_of(i.envelope)) is not None} - collections.keys()
+        )
+        if new:
+            last = await self.repository.allocate(COLLECTION_SEQUENCE, len(new))
+            for offset, cid in enumerate(new):
+                collections[cid] = {"number": last - len(new) + 1 + offset, "name": None, "name_order": -1}
+        return RenderContext(
+            users=await self.repository.names("users", user_ids),
+            groups=await self.repository.names("groups", group_ids),
+            collections=collections,
+        )
+
+    async def is_recorded(self, event_id: str) -> bool:
+        """Whether the event already has a record."""
+        recorded, _ = await self.repository.snapshot([event_id], [])
+        return bool(recorded)
+
+    # --- reading ---------------------------------------------------------------------------------------
+    async def history_v2(self, principal: Principal, collection_id: str, cursor: str) -> HistoryPageV2:
+        """Dialect B: 20 entries newest first below the cursor (`0` = the newest)."""
+        try:
+            before, invalid = cursors.decode(collection_id, cursor), False
+        except cursors.InvalidCursor:
+            before, invalid = None, True
+        head, docs = await self.repository.head_and_page(collection_id, before, PAGE_SIZE_V2 + 1)
+        info = await self._visible(principal, collection_id, head, "collection not found")
+        if invalid:
+            raise invalid_cursor("cursor", cursor, "Invalid cursor")
+        page = docs[:PAGE_SIZE_V2]
+        following = cursors.encode(collection_id, page[-1]["seq"]) if len(docs) > PAGE_SIZE_V2 else None
+        results = [entry_of(doc, head, info) for doc in page]
+        return HistoryPageV2(history=HistoryResultsV2(results=results, next_cursor=following))
+
+    async def history_c(self, principal: Principal, collection_id: str, query: HistoryQueryC) -> HistoryPageC:
+        """Dialect C: `pageSize` entries newest first after `paginationToken`."""
+        token = query.pagination_token
+        try:
+            before, invalid = (cursors.decode(collection_id, token) if token else None), False
+        except cursors.InvalidCursor:
+            before, invalid = None, True
+        head, docs = await self.repository.head_and_page(collection_id, before, query.page_size + 1)
+        info = await self._visible(principal, collection_id, head, "collection not found")
+        if invalid:
+            raise invalid_cursor("paginationToken", token or "", "Invalid pagination token")
+        page = docs[: query.page_size]
+        following = cursors.encode(collection_id, page[-1]["seq"]) if len(docs) > query.page_size else None
+        return HistoryPageC(data=[entry_of(doc, head, info) for doc in page], next_pagination_token=following)
+
+    async def history_a(
+        self, principal: Principal, namespace: str, project: str, name: str, query: HistoryQueryA
+    ) -> HistoryPageA:
+        """Dialect A: a numbered page (1-based) of `pageSize` entries newest first, with totals."""
+        key = (namespace, project, name)
+        skip = (query.page - 1) * query.page_size
+        head: Document | None = None
+        docs: list[Document] = []
+        collection_id = self._names.get(key)
+        if collection_id is not None:
+            head, docs = await self._numbered_page(collection_id, skip, query.page_size)
+            if head is None or head.get("name") != name or head.get("deleted"):
+                self._names.pop(key, None)  # renamed or deleted since: look the name up again
+                collection_id = None
+        if collection_id is None:
+            collection_id = await self._collection_named(namespace, project, name)
+            if collection_id is None:
+                raise NotFound("Collection not found")
+            head, docs = await self._numbered_page(collection_id, skip, query.page_size)
+        info = await self._visible(principal, collection_id, head, "Collection not found")
+        if head is not None and head.get("name") == name:
+            if len(self._names) >= _NAME_CACHE_LIMIT:
+                self._names.clear()
+            self._names[key] = collection_id
+        total = await self.repository.count(collection_id)
+        return HistoryPageA(
+            history=[entry_of(doc, head, info) for doc in docs],
+            page=query.page,
+            page_size=query.page_size,
+            total=total,
+            total_pages=math.ceil(total / query.page_size),
+        )
+
+    async def _numbered_page(
+        self, collection_id: str, skip: int, limit: int
+    ) -> tuple[Document | None, list[Document]]:
+        """The head and one numbered page: one read for the first page, two for the others."""
+        if skip == 0:
+            head, docs = await self.repository.head_and_page(collection_id, None, limit)
+            return head, docs[:limit]
+        return await self.repository.head(collection_id), await self.repository.page_at(
+            collection_id, skip, limit
+        )
+
+    async def _collection_named(self, namespace: str, project: str, name: str) -> str | None:
+        """A dialect A collection's id by slugs and name: from the projection when unambiguous there."""
+        found = await self.repository.project_by_slugs(namespace, project)
+        if found is not None:
+            heads = await self.repository.heads_named(found["_id"], name)
+            if len(heads) == 1:
+                return str(heads[0]["collection_id"])
+        info = await self.directory.by_name(namespace, project, name)
+        return None if info is None else info.collection_id
+
+    async def _visible(
+        self, principal: Principal, collection_id: str, head: Document | None, missing: str
+    ) -> CollectionInfo:
+        """The collection if the caller may read it, else the dialect's not-found.
+
+        The head answers when the collection's created event is recorded; before that, catalog does.
+        """
+        if head is not None and head.get("deleted"):
+            raise NotFound(missing)
+        if head is not None and head.get("known"):
+            info: CollectionInfo | None = CollectionInfo(
+                collection_id=collection_id,
+                owner_id=head["owner_id"],
+                project_id=head["project_id"],
+                name=head.get("name"),
+            )
+        else:
+            info = await self.directory.by_id(collection_id)
+        if info is None:
+            raise NotFound(missing)
+        ref = CollectionRef(collection_id=collection_id, owner_id=info.owner_id, project_id=info.project_id)
+        if not (await self.decisions.permissions(principal, ref)).read:
+            raise NotFound(missing)
+        return info
