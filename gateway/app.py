@@ -13,11 +13,11 @@ from gateway.jwt_verifier import JwtVerifier, load_jwks
 from gateway.proxy import forward, no_route
 from gateway.routing import admin_only, service_for
 from gateway.settings import GatewaySettings
-from gateway.upstreams import Upstream
 from shared.errors import Forbidden
 from shared.metrics import ROUTE_LABEL_KEY
 from shared.principal import PRINCIPAL_KEY, require_principal
 from shared.responses import json_model
+from shared.upstreams import Upstream
 from shared.web import OPEN_PATHS, add_readiness_check, create_service_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -13,9 +13,9 @@ from aiohttp import ClientError, ClientSession
 
 from gateway.credentials import Credentials
 from gateway.jwt_verifier import JwtVerifier
-from gateway.upstreams import Upstream
 from shared.errors import Unauthorized, Unavailable
 from shared.principal import Principal, internal_headers
+from shared.upstreams import Upstream
 
 MAX_CACHE_ENTRIES = 50_000
 

@@ -10,7 +10,6 @@ from history_service.api import internal, namespaced, v1, v2
 from history_service.api.keys import CONSUMER_KEY, HISTORY_KEY
 from history_service.catalog import CatalogCollections
 from history_service.consumer import HistoryConsumer, HistoryMetrics
-from history_service.peers import peer_client
 from history_service.repository import HistoryRepository
 from history_service.service import HistoryService
 from history_service.settings import HistorySettings
@@ -26,6 +25,7 @@ from shared.web import (
     internal_http_resource,
     mongo_resource,
     nats_resource,
+    peer,
 )
 
 
@@ -39,8 +39,8 @@ def create_app(settings: HistorySettings) -> web.Application:
         await repository.ensure_indexes()
         app[HISTORY_KEY] = HistoryService(
             repository,
-            CatalogCollections(peer_client(app, settings.catalog_url)),
-            AccessDecisions(peer_client(app, settings.access_url), ttl=settings.decision_cache_ttl_seconds),
+            CatalogCollections(peer(app, settings.catalog_url)),
+            AccessDecisions(peer(app, settings.access_url), ttl=settings.decision_cache_ttl_seconds),
         )
         yield
 

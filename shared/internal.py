@@ -9,14 +9,15 @@ from aiohttp import ClientError, ClientSession
 from shared.errors import Unavailable
 from shared.logs import request_id_var
 from shared.principal import Principal, internal_headers
+from shared.upstreams import Upstream
 
 
 class InternalClient:
-    """A JSON client for one peer service; failures to reach it are `Unavailable` (503)."""
+    """A JSON client for one peer service (its replicas taken in turn); unreachable is `Unavailable` (503)."""
 
-    def __init__(self, session: ClientSession, base_url: str, secret: str) -> None:
+    def __init__(self, session: ClientSession, base_urls: str, secret: str) -> None:
         self._session = session
-        self._base_url = base_url.rstrip("/")
+        self._upstream = Upstream(base_urls)
         self._secret = secret
 
     async def request(
@@ -26,7 +27,7 @@ class InternalClient:
         headers = internal_headers(self._secret, principal, request_id_var.get())
         try:
             async with self._session.request(
-                method, f"{self._base_url}{path}", json=json, headers=headers
+                method, f"{self._upstream.next()}{path}", json=json, headers=headers
             ) as r:
                 body = await r.json(content_type=None) if r.content_length != 0 else None
                 return r.status, body

@@ -208,6 +208,6 @@ async def internal_http_resource(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
-def peer(app: web.Application, base_url: str) -> InternalClient:
-    """A client for a peer service, on the app's internal session and with its internal secret."""
-    return InternalClient(app[HTTP_KEY], base_url, app[SETTINGS_KEY].internal_secret.get_secret_value())
+def peer(app: web.Application, base_urls: str) -> InternalClient:
+    """A client for a peer service (one URL, or its replicas' comma-separated), with the internal secret."""
+    return InternalClient(app[HTTP_KEY], base_urls, app[SETTINGS_KEY].internal_secret.get_secret_value())
