@@ -201,7 +201,7 @@ def test_service_settings_point_at_the_right_peers(overlay: str) -> None:
         ("HUB_ACCESS_URL", "access-service"),
         ("HUB_HISTORY_URL", "history-service"),
     ]:
-        assert config_value(overlay, "gateway-config", key) == f"http://{target}:8080"
+        assert config_value(overlay, "hub-config", key) == f"http://{target}:8080"
         assert target in services
 
 
@@ -393,6 +393,8 @@ def expected_edges() -> set[tuple[str, str, int]]:
         *(("gateway", name, 8080) for name in apps),
         ("catalog-service", "access-service", 8080),
         ("history-service", "access-service", 8080),
+        ("access-service", "catalog-service", 8080),
+        ("history-service", "catalog-service", 8080),
         *((name, "mongo", 27017) for name in (*apps, "mongo", "mongo-init")),
         *((name, "nats", 4222) for name in SERVICES),
         ("nats", "nats", 6222),
