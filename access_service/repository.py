@@ -1,39 +1,82 @@
-"""All MongoDB access of access_service: users, the id sequence and API keys."""
+"""All MongoDB access of access_service: users, API keys, groups, per-collection access and mail.
+
+Documents (see docs/access.md):
+- `users`: `_id` integer; `role`; `group_ids` (the user's groups) and `owner_of_projects`,
+  `editor_of_projects`, `viewer_of_projects` (project ids by role), all created empty at insert, so one
+  read of a user answers every question about the user; `version`, bumped by every change to those.
+- `groups`: `_id` integer; name and description. Membership lives in the members' user documents.
+- `collection_access`: `_id` collection id; `is_public`, `user_ids` (shared users and guests) and
+  `group_ids`, created with empty arrays on first use.
+- `outgoing_mail`: what the recording mailer was asked to send.
+
+Array membership is always queried with `$in: [x]` / `$nin: [x]`: on nx-27017 a plain equality or `$ne`
+on an array field gives wrong answers. Ids are only ever values, never parts of a field path: nx-27017
+silently matches nothing on a path such as `roles.proj-1`. Updates of a user (integer `_id`) never put an
+array condition in the filter (see `_change_user`). tests/integration/access_service/test_mongo_contract.py
+pins what this module relies on.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.errors import Conflict
+from shared.errors import Conflict, Unavailable
 from shared.events import EventEnvelope
 from shared.mongo import Document
 from shared.outbox import ensure_outbox_index, new_document_outbox, with_events
 
+_NO_OUTBOX = {"outbox": 0, "outbox_count": 0}
+
+# A user's project ids, one array per role; a project id is in at most one of them.
+PROJECT_ROLE_FIELDS = {
+    "owner": "owner_of_projects",
+    "editor": "editor_of_projects",
+    "viewer": "viewer_of_projects",
+}
+# Arrays every user document has (created empty at insert).
+USER_ARRAYS = ("group_ids", *PROJECT_ROLE_FIELDS.values())
+# A user document changes its groups and roles only by compare-and-set on this counter.
+VERSION_FIELD = "version"
+CAS_ATTEMPTS = 10
+
 
 class AccessRepository:
-    """Users (integer ids from a sequence, unique lower-cased email) and API keys (by lookup id)."""
+    """Users (integer ids from a sequence, unique lower-cased email), API keys, groups and shares."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
         self.users = db["users"]
         self.api_keys = db["api_keys"]
         self.counters = db["counters"]
+        self.groups = db["groups"]
+        self.collection_access = db["collection_access"]
+        self.outgoing_mail = db["outgoing_mail"]
 
     @property
     def outbox_collections(self) -> list[Any]:
         """Collections whose documents carry pending events for the relay."""
-        return [self.users, self.api_keys]
+        return [self.users, self.api_keys, self.groups, self.collection_access]
 
     async def ensure_indexes(self) -> None:
-        """Indexes the queries rely on (idempotent)."""
+        """Indexes the queries rely on, and arrays older user documents lack (idempotent)."""
         await self.users.create_index("email_key", unique=True)
+        await self.users.create_index("role")
+        for array in USER_ARRAYS:
+            await self.users.create_index(array)
         await self.api_keys.create_index("user_id")
+        await self.collection_access.create_index("user_ids")
+        await self.collection_access.create_index("group_ids")
         for collection in self.outbox_collections:
             await ensure_outbox_index(collection)
+        # `$addToSet` on a missing array does nothing on nx-27017: give older user documents theirs.
+        for array in USER_ARRAYS:
+            await self.users.update_many({array: {"$exists": False}}, {"$set": {array: []}})
+        await self.users.update_many({VERSION_FIELD: {"$exists": False}}, {"$set": {VERSION_FIELD: 0}})
 
     async def next_id(self, sequence: str) -> int:
         """The next integer of a named sequence (1, 2, 3, ...)."""
@@ -42,6 +85,8 @@ class AccessRepository:
         )
         assert counter is not None  # upsert with AFTER always returns the document
         return int(counter["seq"])
+
+    # --- users ------------------------------------------------------------------------------------------
 
     async def insert_user(self, user: Document, event: EventEnvelope) -> None:
         """Store a new user with its event; 409 when the e-mail is taken."""
@@ -52,11 +97,45 @@ class AccessRepository:
 
     async def user_by_id(self, user_id: int) -> Document | None:
         """One user, or None."""
-        return await self.users.find_one({"_id": user_id}, {"outbox": 0})
+        return await self.users.find_one({"_id": user_id}, _NO_OUTBOX)
 
     async def user_by_email(self, email: str) -> Document | None:
         """One user by e-mail, case-insensitively."""
-        return await self.users.find_one({"email_key": email.lower()}, {"outbox": 0})
+        return await self.users.find_one({"email_key": email.lower()}, _NO_OUTBOX)
+
+    async def users_by_ids(self, user_ids: list[int]) -> list[Document]:
+        """The users among these ids that exist (in no particular order)."""
+        if not user_ids:
+            return []
+        return await self.users.find({"_id": {"$in": user_ids}}, _NO_OUTBOX).to_list()
+
+    async def users_in_groups(self, group_ids: list[int]) -> list[Document]:
+        """Members of any of these groups."""
+        if not group_ids:
+            return []
+        return await self.users.find({"group_ids": {"$in": group_ids}}, _NO_OUTBOX).to_list()
+
+    async def users_allowed_on(
+        self, user_ids: list[int], group_ids: list[int], project_id: str
+    ) -> list[Document]:
+        """These users, members of these groups, holders of a role on the project, and every admin."""
+        clauses: list[Document] = [
+            {"_id": {"$in": user_ids}},
+            {"role": "admin"},
+            *({field: {"$in": [project_id]}} for field in PROJECT_ROLE_FIELDS.values()),
+        ]
+        if group_ids:
+            clauses.append({"group_ids": {"$in": group_ids}})
+        return await self.users.find({"$or": clauses}, _NO_OUTBOX).to_list()
+
+    async def set_invite_pending(self, user_id: int, collection_id: str | None) -> None:
+        """Mark (or clear, with None) a guest invitation that is not finished yet."""
+        if collection_id is None:
+            await self.users.update_one({"_id": user_id}, {"$unset": {"invite_pending": ""}})
+        else:
+            await self.users.update_one({"_id": user_id}, {"$set": {"invite_pending": collection_id}})
+
+    # --- API keys ---------------------------------------------------------------------------------------
 
     async def insert_api_key(self, key: Document, event: EventEnvelope) -> None:
         """Store a new API key (hash only) with its event."""
@@ -72,7 +151,7 @@ class AccessRepository:
 
     async def api_key(self, key_id: str) -> Document | None:
         """One API key by its lookup id."""
-        return await self.api_keys.find_one({"_id": key_id}, {"outbox": 0})
+        return await self.api_keys.find_one({"_id": key_id}, _NO_OUTBOX)
 
     async def revoke_api_key(self, key_id: str, at: str, event: EventEnvelope) -> bool:
         """Mark an active key revoked, with its event; False when there is no such active key."""
@@ -80,3 +159,166 @@ class AccessRepository:
             {"_id": key_id, "revoked_at": None}, with_events({"$set": {"revoked_at": at}}, event)
         )
         return result.modified_count == 1
+
+    # --- groups -----------------------------------------------------------------------------------------
+
+    async def insert_group(self, group: Document, event: EventEnvelope) -> None:
+        """Store a new group with its event."""
+        await self.groups.insert_one({**group, **new_document_outbox(event)})
+
+    async def group_by_id(self, group_id: int) -> Document | None:
+        """One group, or None."""
+        return await self.groups.find_one({"_id": group_id}, _NO_OUTBOX)
+
+    async def groups_by_ids(self, group_ids: list[int]) -> list[Document]:
+        """The groups among these ids that exist (in no particular order)."""
+        if not group_ids:
+            return []
+        return await self.groups.find({"_id": {"$in": group_ids}}, _NO_OUTBOX).to_list()
+
+    async def all_groups(self) -> list[Document]:
+        """Every group (in no particular order: an integer `_id` sorts as text on nx-27017)."""
+        return await self.groups.find({}, _NO_OUTBOX).to_list()
+
+    async def add_group_member(self, group_id: int, user_id: int, event: EventEnvelope) -> bool:
+        """Put the user into the group, with its event; False when it already was in it (or is unknown)."""
+
+        def add(user: Document) -> Document | None:
+            if group_id in user.get("group_ids", []):
+                return None
+            return {"$addToSet": {"group_ids": {"$each": [group_id]}}}
+
+        return await self._change_user(user_id, add, event)
+
+    async def remove_group_member(self, group_id: int, user_id: int, event: EventEnvelope) -> bool:
+        """Take the user out of the group, with its event; False when it was not in it."""
+
+        def remove(user: Document) -> Document | None:
+            if group_id not in user.get("group_ids", []):
+                return None
+            return {"$pull": {"group_ids": {"$in": [group_id]}}}
+
+        return await self._change_user(user_id, remove, event)
+
+    # --- project roles ----------------------------------------------------------------------------------
+
+    async def set_project_role(self, user_id: int, project_id: str, role: str, event: EventEnvelope) -> bool:
+        """Give the user this role on the project (dropping another), with its event; False if it held it."""
+        field = PROJECT_ROLE_FIELDS[role]
+        others = [other for other in PROJECT_ROLE_FIELDS.values() if other != field]
+
+        def grant(user: Document) -> Document | None:
+            if project_id in user.get(field, []):
+                return None
+            return {
+                "$addToSet": {field: {"$each": [project_id]}},
+                "$pull": {other: {"$in": [project_id]} for other in others},
+            }
+
+        return await self._change_user(user_id, grant, event)
+
+    async def remove_project_role(self, user_id: int, project_id: str, event: EventEnvelope) -> bool:
+        """Take the user's role on the project away, with its event; False when it held none."""
+        fields = list(PROJECT_ROLE_FIELDS.values())
+
+        def revoke(user: Document) -> Document | None:
+            if not any(project_id in user.get(field, []) for field in fields):
+                return None
+            return {"$pull": {field: {"$in": [project_id]} for field in fields}}
+
+        return await self._change_user(user_id, revoke, event)
+
+    async def _change_user(
+        self, user_id: int, change: Callable[[Document], Document | None], event: EventEnvelope
+    ) -> bool:
+        """Apply `change(user)` with its event if it returns an update, as a compare-and-set on `version`.
+
+        Why not a guard in the filter (`{_id: 7, group_ids: {$nin: [4]}}`): on nx-27017 an update whose
+        filter pairs an integer `_id` with an array condition changes the wrong document. `_id` plus a
+        scalar equality is safe on both servers.
+        """
+        for _ in range(CAS_ATTEMPTS):
+            user = await self.users.find_one({"_id": user_id}, _NO_OUTBOX)
+            if user is None:
+                return False
+            update = change(user)
+            if update is None:
+                return False
+            result = await self.users.update_one(
+                # None matches a document without the field (one written before versions existed).
+                {"_id": user_id, VERSION_FIELD: user.get(VERSION_FIELD)},
+                with_events({**update, "$inc": {VERSION_FIELD: 1}}, event),
+            )
+            if result.modified_count == 1:
+                return True
+        raise Unavailable("too many concurrent changes to this user, try again")
+
+    # --- per-collection access --------------------------------------------------------------------------
+
+    async def access_of(self, collection_id: str) -> Document | None:
+        """The collection's access document, or None when nothing was ever shared or made public."""
+        return await self.collection_access.find_one({"_id": collection_id}, _NO_OUTBOX)
+
+    async def ensure_access(self, collection_id: str, now: str) -> None:
+        """Create the collection's access document (private, nothing shared) unless it exists."""
+        await self.collection_access.update_one(
+            {"_id": collection_id},
+            {
+                "$setOnInsert": {
+                    "is_public": False,
+                    "user_ids": [],
+                    "group_ids": [],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            },
+            upsert=True,
+        )
+
+    async def set_public(self, collection_id: str, is_public: bool, now: str, event: EventEnvelope) -> bool:
+        """Flip the collection's visibility, with its event; False when it already was so."""
+        result = await self.collection_access.update_one(
+            {"_id": collection_id, "is_public": not is_public},
+            with_events({"$set": {"is_public": is_public, "updated_at": now}}, event),
+        )
+        return result.modified_count == 1
+
+    async def link(self, collection_id: str, field: str, member: int, now: str, event: EventEnvelope) -> bool:
+        """Add a user or group id to `user_ids`/`group_ids`, with its event; False when already there."""
+        result = await self.collection_access.update_one(
+            {"_id": collection_id, _share_field(field): {"$nin": [member]}},
+            with_events({"$addToSet": {field: {"$each": [member]}}, "$set": {"updated_at": now}}, event),
+        )
+        return result.modified_count == 1
+
+    async def unlink(
+        self, collection_id: str, field: str, member: int, now: str, event: EventEnvelope
+    ) -> bool:
+        """Remove a user or group id from `user_ids`/`group_ids`, with its event; False when absent."""
+        result = await self.collection_access.update_one(
+            {"_id": collection_id, _share_field(field): {"$in": [member]}},
+            with_events({"$pull": {field: {"$in": [member]}}, "$set": {"updated_at": now}}, event),
+        )
+        return result.modified_count == 1
+
+    async def collections_shared_with(self, user_id: int, group_ids: list[int]) -> list[str]:
+        """Ids of collections shared with the user directly, as a guest or through one of its groups."""
+        clauses: list[Document] = [{"user_ids": {"$in": [user_id]}}]
+        if group_ids:
+            clauses.append({"group_ids": {"$in": group_ids}})
+        query = clauses[0] if len(clauses) == 1 else {"$or": clauses}
+        return [doc["_id"] for doc in await self.collection_access.find(query, {"_id": 1}).to_list()]
+
+    # --- mail -------------------------------------------------------------------------------------------
+
+    async def record_mail(self, mail: Document) -> None:
+        """Keep a message the recording mailer was given; the same message id is kept once."""
+        fields = {name: value for name, value in mail.items() if name != "_id"}
+        await self.outgoing_mail.update_one({"_id": mail["_id"]}, {"$setOnInsert": fields}, upsert=True)
+
+
+def _share_field(field: str) -> str:
+    """Allow-list the share arrays a filter may name."""
+    if field not in ("user_ids", "group_ids"):
+        raise ValueError(f"not a share field: {field}")
+    return field

@@ -5,10 +5,19 @@ from __future__ import annotations
 import contextlib
 
 from access_service import keys
-from access_service.repository import AccessRepository
-from access_service.schemas import ApiKeyCreate, ApiKeyCreated, KeyCredentials, UserCreate, UserPublic
+from access_service.repository import USER_ARRAYS, VERSION_FIELD, AccessRepository
+from access_service.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    KeyCredentials,
+    UserCreate,
+    UserPublic,
+    UserRole,
+    UserV2,
+)
 from shared.clock import timestamp
 from shared.errors import Conflict, NotFound, Unauthorized
+from shared.event_types import ApiKeyChanged, UserCreated, event
 from shared.events import EventEnvelope
 from shared.mongo import Document
 from shared.principal import Principal
@@ -25,6 +34,52 @@ def user_public(doc: Document) -> UserPublic:
         last_name=doc.get("last_name"),
         role=doc["role"],
         created_at=doc["created_at"],
+    )
+
+
+def new_user(
+    user_id: int,
+    email: str,
+    role: str,
+    *,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    actor: int | None,
+) -> tuple[Document, EventEnvelope]:
+    """A new user document and its `access.user.created` event.
+
+    Its arrays are created empty here: `$addToSet` on a missing array does nothing on nx-27017.
+    """
+    now = timestamp()
+    user: Document = {
+        "_id": user_id,
+        "email": email,
+        "email_key": email.lower(),
+        "first_name": first_name,
+        "last_name": last_name,
+        "role": role,
+        **{array: [] for array in USER_ARRAYS},
+        VERSION_FIELD: 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    created = event(
+        "access.user.created",
+        UserCreated(email=email, role=role, first_name=first_name, last_name=last_name),
+        actor=actor,
+        user_id=user_id,
+    )
+    return user, created
+
+
+def user_v2(doc: Document) -> UserV2:
+    """Dialect B's view of a stored user."""
+    return UserV2(
+        id=doc["_id"],
+        first_name=doc.get("first_name"),
+        last_name=doc.get("last_name"),
+        email=doc["email"],
+        user_role=UserRole(name=doc["role"]),
     )
 
 
@@ -59,24 +114,10 @@ class AccessService:
         self, email: str, role: str, *, first_name: str | None, last_name: str | None, actor: int | None
     ) -> UserPublic:
         user_id = await self.repository.next_id("users")
-        now = timestamp()
-        user = {
-            "_id": user_id,
-            "email": email,
-            "email_key": email.lower(),
-            "first_name": first_name,
-            "last_name": last_name,
-            "role": role,
-            "created_at": now,
-            "updated_at": now,
-        }
-        event = EventEnvelope(
-            type="access.user.created",
-            actor=actor,
-            ids={"user_id": user_id},
-            data={"email": email, "role": role, "first_name": first_name, "last_name": last_name},
+        user, created = new_user(
+            user_id, email, role, first_name=first_name, last_name=last_name, actor=actor
         )
-        await self.repository.insert_user(user, event)
+        await self.repository.insert_user(user, created)
         return user_public(user)
 
     async def get_user(self, user_id: int) -> UserPublic:
@@ -92,11 +133,12 @@ class AccessService:
             raise NotFound(f"Couldn't find User with 'id'={user_id}")
         key_id, secret = keys.new_key()
         now = timestamp()
-        event = EventEnvelope(
-            type="access.api_key.created",
+        created = event(
+            "access.api_key.created",
+            ApiKeyChanged(name=data.name),
             actor=actor,
-            ids={"user_id": user_id, "key_id": key_id},
-            data={"name": data.name},
+            user_id=user_id,
+            key_id=key_id,
         )
         await self.repository.insert_api_key(
             {
@@ -107,7 +149,7 @@ class AccessService:
                 "created_at": now,
                 "revoked_at": None,
             },
-            event,
+            created,
         )
         return ApiKeyCreated(
             id=key_id,
@@ -121,8 +163,8 @@ class AccessService:
 
     async def revoke_api_key(self, key_id: str, *, actor: int | None) -> None:
         """Revoke a key; 404 when there is no such active key."""
-        event = EventEnvelope(type="access.api_key.revoked", actor=actor, ids={"key_id": key_id})
-        if not await self.repository.revoke_api_key(key_id, timestamp(), event):
+        revoked = event("access.api_key.revoked", ApiKeyChanged(), actor=actor, key_id=key_id)
+        if not await self.repository.revoke_api_key(key_id, timestamp(), revoked):
             raise NotFound(f"Couldn't find ApiKey with 'id'={key_id}")
 
     async def authenticate_key(self, credentials: KeyCredentials) -> Principal:
@@ -176,14 +218,16 @@ class AccessService:
             and keys.secret_matches(secret, stored["secret_sha256"])
         ):
             return
-        event = EventEnvelope(
-            type="access.api_key.created",
-            ids={"user_id": admin["_id"], "key_id": key_id},
-            data={"name": "bootstrap"},
+        created = event(
+            "access.api_key.created",
+            ApiKeyChanged(name="bootstrap"),
+            actor=None,
+            user_id=admin["_id"],
+            key_id=key_id,
         )
         await self.repository.upsert_api_key(
             key_id,
             {"user_id": admin["_id"], "name": "bootstrap", "secret_sha256": secret_hash},
             timestamp(),
-            event,
+            created,
         )

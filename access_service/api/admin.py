@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from access_service.api.keys import ACCESS_KEY
-from access_service.schemas import ApiKeyCreate, RevokeResult, UserCreate
+from access_service.schemas import ApiKeyCreate, RevokeResult, UserCreate, int_id
 from shared.errors import NotFound
 from shared.principal import require_admin, require_principal
 from shared.requests import parse_body
@@ -17,9 +17,10 @@ routes = web.RouteTableDef()
 def user_id_of(request: web.Request) -> int:
     """The `{user_id}` path segment as an integer; anything else names no user (404)."""
     raw = request.match_info["user_id"]
-    if not raw.isdigit():
+    user_id = int_id(raw)
+    if user_id is None:
         raise NotFound(f"Couldn't find User with 'id'={raw}")
-    return int(raw)
+    return user_id
 
 
 def admin_id(request: web.Request) -> int:

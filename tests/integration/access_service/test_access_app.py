@@ -10,6 +10,7 @@ from access_service.app import create_app
 from access_service.settings import AccessSettings
 from shared.principal import Principal, internal_headers
 from shared.web import DB_KEY
+from tests.integration.access_service.conftest import quiesce
 from tests.integration.conftest import INTERNAL_SECRET, AppRunner
 
 ADMIN = Principal(user_id=0, email="root@example.com", role="admin", auth="api_key")
@@ -48,6 +49,7 @@ async def test_bootstrap_admin_is_idempotent_across_restarts(
             db = client.app[DB_KEY]
             assert await db["users"].count_documents({"email_key": "admin@localhost"}) == 1
             assert await db["api_keys"].count_documents({}) == 1
+            await quiesce(client.app)
 
 
 async def test_keys_are_stored_as_hashes_only(
@@ -62,6 +64,7 @@ async def test_keys_are_stored_as_hashes_only(
             await client.post(f"/admin/users/{user['id']}/api-keys", json={}, headers=as_admin())
         ).json()
         stored = await client.app[DB_KEY]["api_keys"].find_one({"_id": issued["key_id"]})
+        await quiesce(client.app)
     assert stored is not None
     flat = repr(stored)
     assert issued["secret"] not in flat
@@ -89,6 +92,7 @@ async def test_outbox_is_emptied_once_events_are_published(
         user = await mongo_db["users"].find_one({"email_key": "o0@example.com"})
         assert user is not None
         assert user["outbox"] == {}
+        await quiesce(client.app)
 
 
 async def test_unknown_user_ids_are_404_with_the_documented_message(
@@ -100,3 +104,4 @@ async def test_unknown_user_ids_are_404_with_the_documented_message(
             response = await client.get(f"/admin/users/{raw}", headers=as_admin())
             assert response.status == 404
             assert await response.json() == {"error": f"Couldn't find User with 'id'={raw}"}
+        await quiesce(client.app)

@@ -1,0 +1,111 @@
+"""Dialect B (`/api/v2/collections/{id}/...`): visibility, shared users, guests and shared groups."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from access_service.api.keys import SHARING_KEY
+from access_service.schemas import GuestInvite, NoBody
+from shared.principal import require_principal
+from shared.requests import parse_body
+from shared.responses import json_model
+
+routes = web.RouteTableDef()
+
+BASE = "/api/v2/collections/{collection_id}"
+
+
+def collection_id_of(request: web.Request) -> str:
+    """The `{collection_id}` path segment."""
+    return request.match_info["collection_id"]
+
+
+@routes.post(f"{BASE}/public")
+async def make_public(request: web.Request) -> web.Response:
+    """Set as public."""
+    principal = require_principal(request)
+    await parse_body(request, NoBody)
+    sharing = request.app[SHARING_KEY]
+    return json_model(await sharing.set_public(principal, collection_id_of(request), True))
+
+
+@routes.post(f"{BASE}/private")
+async def make_private(request: web.Request) -> web.Response:
+    """Set as private."""
+    principal = require_principal(request)
+    await parse_body(request, NoBody)
+    sharing = request.app[SHARING_KEY]
+    return json_model(await sharing.set_public(principal, collection_id_of(request), False))
+
+
+@routes.get(f"{BASE}/users")
+async def list_users(request: web.Request) -> web.Response:
+    """List users: the owner and the users and guests the collection is shared with."""
+    principal = require_principal(request)
+    return json_model(await request.app[SHARING_KEY].users(principal, collection_id_of(request)))
+
+
+@routes.get(f"{BASE}/all_users")
+async def list_all_users(request: web.Request) -> web.Response:
+    """List all users who are allowed to see this entity."""
+    principal = require_principal(request)
+    return json_model(await request.app[SHARING_KEY].all_users(principal, collection_id_of(request)))
+
+
+@routes.post(f"{BASE}/users/{{user_id}}")
+async def add_user(request: web.Request) -> web.Response:
+    """Add user."""
+    principal = require_principal(request)
+    await parse_body(request, NoBody)
+    sharing = request.app[SHARING_KEY]
+    return json_model(
+        await sharing.add_user(principal, collection_id_of(request), request.match_info["user_id"])
+    )
+
+
+@routes.delete(f"{BASE}/users/{{user_id}}")
+async def remove_user(request: web.Request) -> web.Response:
+    """Remove user."""
+    principal = require_principal(request)
+    await parse_body(request, NoBody)
+    sharing = request.app[SHARING_KEY]
+    return json_model(
+        await sharing.remove_user(principal, collection_id_of(request), request.match_info["user_id"])
+    )
+
+
+@routes.post(f"{BASE}/guests")
+async def invite_guest(request: web.Request) -> web.Response:
+    """Invite guest by email."""
+    principal = require_principal(request)
+    data = await parse_body(request, GuestInvite)
+    return json_model(await request.app[SHARING_KEY].invite_guest(principal, collection_id_of(request), data))
+
+
+@routes.get(f"{BASE}/user_groups")
+async def list_user_groups(request: web.Request) -> web.Response:
+    """Get user groups."""
+    principal = require_principal(request)
+    return json_model(await request.app[SHARING_KEY].user_groups(principal, collection_id_of(request)))
+
+
+@routes.post(f"{BASE}/user_groups/{{group_id}}")
+async def add_user_group(request: web.Request) -> web.Response:
+    """Add user group."""
+    principal = require_principal(request)
+    await parse_body(request, NoBody)
+    sharing = request.app[SHARING_KEY]
+    return json_model(
+        await sharing.add_group(principal, collection_id_of(request), request.match_info["group_id"])
+    )
+
+
+@routes.delete(f"{BASE}/user_groups/{{group_id}}")
+async def remove_user_group(request: web.Request) -> web.Response:
+    """Remove user group."""
+    principal = require_principal(request)
+    await parse_body(request, NoBody)
+    sharing = request.app[SHARING_KEY]
+    return json_model(
+        await sharing.remove_group(principal, collection_id_of(request), request.match_info["group_id"])
+    )

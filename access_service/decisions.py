@@ -1,0 +1,64 @@
+"""Authorization decisions (shared/authz.py's contract): who may read, write and share a collection.
+
+A decision reads two documents, in parallel: the user (role, groups, project roles) and the collection's
+access document (public flag, shared users and guests, shared groups). Nothing is cached here, so a
+revoked share is refused by the very next decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from access_service.repository import PROJECT_ROLE_FIELDS, AccessRepository
+from shared.authz import ALL, CollectionRef, Permissions, Visibility
+from shared.mongo import Document
+
+# Project roles that may change a collection; every project role may read it.
+WRITE_ROLES = frozenset({"owner", "editor"})
+
+
+def project_role(user: Document, project_id: str) -> str | None:
+    """The user's role on the project, or None."""
+    for role, field in PROJECT_ROLE_FIELDS.items():
+        if project_id in user.get(field, []):
+            return role
+    return None
+
+
+def decide(user: Document | None, access: Document | None, collection: CollectionRef) -> Permissions:
+    """What this stored user may do with the collection, given its access document (None: never shared)."""
+    if user is None:
+        return Permissions()
+    if user["role"] == "admin" or user["_id"] == collection.owner_id:
+        return ALL
+    role = project_role(user, collection.project_id)
+    write = role in WRITE_ROLES
+    shared = access is not None and (
+        bool(access.get("is_public"))
+        or user["_id"] in access.get("user_ids", [])
+        or not set(user.get("group_ids", [])).isdisjoint(access.get("group_ids", []))
+    )
+    return Permissions(read=write or role is not None or shared, write=write, share=False)
+
+
+class Decisions:
+    """Answers `/internal/permissions` and `/internal/visibility`."""
+
+    def __init__(self, repository: AccessRepository) -> None:
+        self.repository = repository
+
+    async def permissions(self, user_id: int, collection: CollectionRef) -> Permissions:
+        """What the user may do with the collection (two reads, issued together)."""
+        user, access = await asyncio.gather(
+            self.repository.user_by_id(user_id), self.repository.access_of(collection.collection_id)
+        )
+        return decide(user, access, collection)
+
+    async def visibility(self, user_id: int) -> Visibility:
+        """Collections shared with the user (directly, as guest, through groups) and its projects."""
+        user = await self.repository.user_by_id(user_id)
+        if user is None:
+            return Visibility()
+        collection_ids = await self.repository.collections_shared_with(user_id, user.get("group_ids", []))
+        project_ids = {pid for field in PROJECT_ROLE_FIELDS.values() for pid in user.get(field, [])}
+        return Visibility(collection_ids=sorted(collection_ids), project_ids=sorted(project_ids))
