@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from access_service.repository import PROJECT_ROLE_FIELDS, AccessRepository
-from shared.authz import ALL, CollectionRef, Permissions, Visibility
+from shared.authz import ALL, CollectionRef, Permissions, ProjectRole, Visibility
 from shared.mongo import Document
 
 # Project roles that may change a collection; every project role may read it.
@@ -42,7 +42,7 @@ def decide(user: Document | None, access: Document | None, collection: Collectio
 
 
 class Decisions:
-    """Answers `/internal/permissions` and `/internal/visibility`."""
+    """Answers `/internal/permissions`, `/internal/project-roles` and `/internal/visibility`."""
 
     def __init__(self, repository: AccessRepository) -> None:
         self.repository = repository
@@ -53,6 +53,15 @@ class Decisions:
             self.repository.user_by_id(user_id), self.repository.access_of(collection.collection_id)
         )
         return decide(user, access, collection)
+
+    async def project_role(self, user_id: int, project_id: str) -> ProjectRole:
+        """The user's role on one project (admins hold `owner` everywhere); one read."""
+        user = await self.repository.user_by_id(user_id)
+        if user is None:
+            return ProjectRole()
+        if user["role"] == "admin":
+            return ProjectRole(role="owner")
+        return ProjectRole.model_validate({"role": project_role(user, project_id)})
 
     async def visibility(self, user_id: int) -> Visibility:
         """Collections shared with the user (directly, as guest, through groups) and its projects."""

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from catalog_service.repository import CatalogRepository
 from shared.events import STREAM_NAME, EventEnvelope
+from shared.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ async def consume_visibility(js: JetStreamContext, repository: CatalogRepository
 
 async def _apply_visibility(sub: JetStreamContext.PullSubscription, repository: CatalogRepository) -> None:
     while True:
+        raise_if_cancelling()
         try:
             messages = await sub.fetch(50, timeout=1)
         except (nats.errors.TimeoutError, TimeoutError):

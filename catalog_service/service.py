@@ -169,11 +169,17 @@ class CatalogService:
             raise NotFound("Namespace not found")
         self._namespaces.remember(slug, True)
 
+    async def require_project_writer(self, principal: Principal, project: Document) -> None:
+        """Owners and editors of the project, admins, and a user in its own personal project; else 404."""
+        if project["_id"] == f"personal-{principal.user_id}":
+            return
+        if not (await self.access.project_role(principal, project["_id"])).can_write:
+            raise NotFound("Project not found")  # callers with no write role learn nothing about it
+
     async def create_dataset(self, principal: Principal, namespace: str, slug: str, name: str) -> Document:
         """A project editor (or admin) creates a dataset in the project."""
         project = await self.project(namespace, slug)
-        if not (await self.access.project_role(principal, project["_id"])).can_write:
-            raise NotFound("Project not found")
+        await self.require_project_writer(principal, project)
         doc = {"_id": new_id("ds_"), "project_id": project["_id"], "name": name, "created_at": timestamp()}
         event = ev.event(
             "catalog.dataset.created",

@@ -19,6 +19,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.events import EventEnvelope
 from shared.mongo import Document
+from shared.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,13 @@ class OutboxRelay:
         """Drain forever: on every notification and at least once per poll interval."""
         backoff = self._poll_interval
         while True:
+            raise_if_cancelling()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
             self._wake.clear()
             try:
                 await self.drain()
+                raise_if_cancelling()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the relay must outlive any broker or database outage

@@ -20,7 +20,7 @@ from catalog_service.schemas import (
     MembersRemove,
 )
 from catalog_service.service import CatalogService
-from shared.errors import Invalid, NotFound
+from shared.errors import Invalid
 from shared.mongo import Document
 from shared.principal import require_principal
 from shared.requests import parse_body, parse_query, read_json, validate
@@ -68,8 +68,7 @@ async def create(request: web.Request) -> web.Response:
     data = await parse_body(request, CollectionCreateA)
     catalog, project = await project_of(request)
     principal = require_principal(request)
-    if not (await catalog.access.project_role(principal, project["_id"])).can_write:
-        raise NotFound("Project not found")  # callers with no write role learn nothing about it
+    await catalog.require_project_writer(principal, project)
     doc = await catalog.create(
         principal,
         project["_id"],

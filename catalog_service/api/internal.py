@@ -6,7 +6,7 @@ from aiohttp import web
 
 from catalog_service.api.keys import CATALOG_KEY
 from catalog_service.repository import WITHOUT_MEMBERS
-from catalog_service.service import collection_not_found, name_key
+from catalog_service.service import collection_not_found
 from shared.errors import NotFound
 from shared.mongo import Document
 
@@ -49,9 +49,8 @@ async def collection_by_name(request: web.Request) -> web.Response:
         project_doc = await catalog.project(request.match_info["slug"], request.match_info["project"])
     except NotFound as exc:
         raise collection_not_found() from exc
-    doc = await catalog.repo.collection_by_name(
-        name_key(project_doc["_id"], request.match_info["name"]), WITHOUT_MEMBERS
-    )
+    collection_id = await catalog.resolve_name(project_doc["_id"], request.match_info["name"])
+    doc = await catalog.repo.collection(collection_id, WITHOUT_MEMBERS)
     if doc is None:
         raise collection_not_found()
     return ref(doc)
