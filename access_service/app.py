@@ -17,7 +17,6 @@ from access_service.api.keys import (
     ROLES_KEY,
     SHARING_KEY,
 )
-from access_service.catalog import CatalogDirectory
 from access_service.decisions import Decisions
 from access_service.groups import GroupService
 from access_service.mail import RecordingMailer
@@ -26,6 +25,7 @@ from access_service.roles import ProjectRoles
 from access_service.service import AccessService
 from access_service.settings import AccessSettings
 from access_service.sharing import CollectionSharing
+from shared.catalog_directory import CatalogDirectory
 from shared.web import (
     DB_KEY,
     create_service_app,

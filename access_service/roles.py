@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from access_service.groups import user_not_found
-from access_service.ports import ProjectDirectory
 from access_service.repository import AccessRepository
 from access_service.schemas import ProjectMember, ProjectRoleUpdate, int_id
+from shared.catalog_directory import ProjectDirectory
 from shared.errors import NotFound
 from shared.event_types import ProjectRoleSet, event
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from access_service.decisions import Decisions
 from access_service.groups import group_not_found, render_groups, user_not_found
-from access_service.ports import CollectionDirectory, CollectionInfo, Mailer, MailMessage
+from access_service.ports import Mailer, MailMessage
 from access_service.repository import AccessRepository
 from access_service.schemas import GroupsPublic, GuestInvite, OkV2, UsersV2, VisibilityV2, int_id
 from access_service.service import new_user, user_v2
 from shared.authz import ALL, Permissions
+from shared.catalog_directory import CollectionDirectory, CollectionInfo
 from shared.clock import timestamp
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.event_types import GuestInvited, ShareChanged, VisibilityChanged, event
@@ -245,9 +246,9 @@ def invitation(guest: Document, collection: CollectionInfo, inviter: Principal) 
     return MailMessage(
         id=f"guest-invitation:{collection.collection_id}:{guest['_id']}",
         to=guest["email"],
-        subject=f"You have been invited to the collection {collection.name}",
+        subject=f"You have been invited to the collection {collection.name or collection.collection_id}",
         body=(
-            f'{inviter.email} has shared the collection "{collection.name}" '
+            f'{inviter.email} has shared the collection "{collection.name or collection.collection_id}" '
             f"(id {collection.collection_id}) with you as a guest."
         ),
     )

@@ -8,12 +8,12 @@ from aiohttp import web
 
 from history_service.api import internal, namespaced, v1, v2
 from history_service.api.keys import CONSUMER_KEY, HISTORY_KEY
-from history_service.catalog import CatalogCollections
 from history_service.consumer import HistoryConsumer, HistoryMetrics
 from history_service.repository import HistoryRepository
 from history_service.service import HistoryService
 from history_service.settings import HistorySettings
 from shared.authz import AccessDecisions
+from shared.catalog_directory import CatalogDirectory
 from shared.metrics import METRICS_KEY
 from shared.mongo import create_mongo_client, ping
 from shared.web import (
@@ -39,7 +39,7 @@ def create_app(settings: HistorySettings) -> web.Application:
         await repository.ensure_indexes()
         app[HISTORY_KEY] = HistoryService(
             repository,
-            CatalogCollections(peer(app, settings.catalog_url)),
+            CatalogDirectory(peer(app, settings.catalog_url)),
             AccessDecisions(peer(app, settings.access_url), ttl=settings.decision_cache_ttl_seconds),
         )
         yield

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from history_service import cursors
-from history_service.catalog import CollectionDirectory, CollectionInfo
 from history_service.repository import (
     CollectionCreated,
     CollectionNamed,
@@ -34,6 +33,7 @@ from history_service.schemas import (
 )
 from shared import event_types as catalogue
 from shared.authz import AccessDecisions, CollectionRef
+from shared.catalog_directory import CollectionDirectory, CollectionInfo
 from shared.clock import stamp, timestamp
 from shared.errors import NotFound, ValidationFailed
 from shared.events import EventEnvelope
@@ -393,7 +393,7 @@ class HistoryService:
             heads = await self.repository.heads_named(found["_id"], name)
             if len(heads) == 1:
                 return str(heads[0]["collection_id"])
-        info = await self.directory.by_name(namespace, project, name)
+        info = await self.directory.collection_by_name(namespace, project, name)
         return None if info is None else info.collection_id
 
     async def _visible(
@@ -413,7 +413,7 @@ class HistoryService:
                 name=head.get("name"),
             )
         else:
-            info = await self.directory.by_id(collection_id)
+            info = await self.directory.collection(collection_id)
         if info is None:
             raise NotFound(missing)
         ref = CollectionRef(collection_id=collection_id, owner_id=info.owner_id, project_id=info.project_id)

@@ -10,10 +10,11 @@ from aiohttp import web
 
 from access_service.decisions import Decisions
 from access_service.groups import GroupService
-from access_service.ports import CollectionDirectory, Mailer, ProjectDirectory
+from access_service.ports import Mailer
 from access_service.roles import ProjectRoles
 from access_service.service import AccessService
 from access_service.sharing import CollectionSharing
+from shared.catalog_directory import CollectionDirectory, ProjectDirectory
 
 ACCESS_KEY = web.AppKey("access", AccessService)
 DECISIONS_KEY = web.AppKey("decisions", Decisions)

@@ -1,0 +1,102 @@
+"""catalog_service's internal look-ups, as the other services call them (the contract and its adapter).
+
+catalog owns projects and collections; access and history ask it only for the few facts a decision or a
+history page needs: a project's id by its slugs, and a live collection's owner, project and name.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from shared.authz import CollectionRef
+from shared.errors import Unavailable
+from shared.internal import InternalClient
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+EntityId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class CollectionInfo(BaseModel):
+    """A live collection: `GET /internal/collections/{id}` and `.../by-name/{namespace}/{project}/{name}`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    collection_id: EntityId
+    owner_id: int
+    project_id: EntityId
+    name: str | None = None
+
+    @property
+    def ref(self) -> CollectionRef:
+        """The part an authorization decision needs."""
+        return CollectionRef(
+            collection_id=self.collection_id, owner_id=self.owner_id, project_id=self.project_id
+        )
+
+
+class _ProjectFound(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    project_id: EntityId
+
+
+class ProjectDirectory(Protocol):
+    """Resolves a project's slugs to its id."""
+
+    async def project_id(self, namespace_slug: str, project_slug: str) -> str | None:
+        """The project's id, or None when there is no such project."""
+        ...
+
+
+class CollectionDirectory(Protocol):
+    """Looks live collections up by id, or by dialect A's namespace, project and name."""
+
+    async def collection(self, collection_id: str) -> CollectionInfo | None:
+        """The collection, or None when it is unknown or deleted."""
+        ...
+
+    async def collection_by_name(self, namespace: str, project: str, name: str) -> CollectionInfo | None:
+        """The collection with that name in that project, or None."""
+        ...
+
+
+def _path(*segments: str) -> str:
+    """Percent-encoded path segments, so a `/` or `?` in one cannot change the path."""
+    return "/".join(quote(segment, safe="") for segment in segments)
+
+
+class CatalogDirectory:
+    """`ProjectDirectory` and `CollectionDirectory` over catalog_service's internal HTTP API."""
+
+    def __init__(self, client: InternalClient) -> None:
+        self._client = client
+
+    async def project_id(self, namespace_slug: str, project_slug: str) -> str | None:
+        """`GET /internal/projects/{namespace}/{project}`."""
+        found = await self._get(f"/internal/projects/{_path(namespace_slug, project_slug)}", _ProjectFound)
+        return found.project_id if found else None
+
+    async def collection(self, collection_id: str) -> CollectionInfo | None:
+        """`GET /internal/collections/{id}`."""
+        return await self._get(f"/internal/collections/{_path(collection_id)}", CollectionInfo)
+
+    async def collection_by_name(self, namespace: str, project: str, name: str) -> CollectionInfo | None:
+        """`GET /internal/collections/by-name/{namespace}/{project}/{name}`."""
+        return await self._get(
+            f"/internal/collections/by-name/{_path(namespace, project, name)}", CollectionInfo
+        )
+
+    async def _get(self, path: str, model: type[ModelT]) -> ModelT | None:
+        """A 200 answer as `model`, None for 404; anything else means catalog cannot answer now (503)."""
+        status, body = await self._client.request("GET", path)
+        if status == 404:
+            return None
+        if status != 200:
+            raise Unavailable("catalog unavailable")
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise Unavailable("catalog answered an unexpected body") from exc
