@@ -48,7 +48,9 @@ def create_app(settings: CatalogSettings) -> web.Application:
         # Its own client, so its commands are not counted as the request path's.
         client = create_mongo_client(settings, app[METRICS_KEY], label="consumer")
         task = asyncio.create_task(
-            consume_visibility(app[JS_KEY], CatalogRepository(client[settings.mongo_database])),
+            consume_visibility(
+                app[JS_KEY], CatalogRepository(client[settings.mongo_database]), settings.visibility_durable
+            ),
             name="catalog-visibility",
         )
         yield

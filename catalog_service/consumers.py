@@ -17,16 +17,15 @@ from shared.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
-DURABLE = "catalog-visibility"
 SUBJECT = "hub.access.collection.>"
 VISIBILITY_TYPES = {"access.collection.made_public": True, "access.collection.made_private": False}
 
 
-async def consume_visibility(js: JetStreamContext, repository: CatalogRepository) -> None:
+async def consume_visibility(js: JetStreamContext, repository: CatalogRepository, durable: str) -> None:
     """Apply made_public/made_private to the collection documents; replicas share one durable consumer."""
     sub = await js.pull_subscribe(
         SUBJECT,
-        durable=DURABLE,
+        durable=durable,
         stream=STREAM_NAME,
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=20, ack_wait=10),
     )

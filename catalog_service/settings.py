@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from shared.settings import ServiceSettings
 
 
@@ -11,3 +13,5 @@ class CatalogSettings(ServiceSettings):
     service_name: str = "catalog_service"
     port: int = 8081
     mongo_database: str = "hub_catalog"
+    # The durable consumer (shared by every replica) that keeps collections' public flags from access events.
+    visibility_durable: str = Field(default="catalog-visibility", pattern=r"^[A-Za-z0-9_-]{1,64}$")

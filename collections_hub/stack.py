@@ -136,6 +136,10 @@ class EmbeddedStack:
             "HUB_JWT_SECRET": self.jwt_secret,
             "HUB_JWT_AUDIENCE": self.config.jwt_audience,
             "PYTHONUNBUFFERED": "1",
+            # Durable consumers belong to the database they feed, so stacks sharing one NATS server
+            # (tests, benchmarks) never take each other's events.
+            "HUB_CONSUMER_DURABLE": f"{self.config.database_prefix}_history",
+            "HUB_VISIBILITY_DURABLE": f"{self.config.database_prefix}_catalog_visibility",
         }
         if self.config.jwt_issuer:
             env["HUB_JWT_ISSUER"] = self.config.jwt_issuer

@@ -27,6 +27,8 @@ def stack(
         nats_url=nats_url,
         admin_api_key=f"e2e-admin-{secrets.token_urlsafe(16)}",
         database_prefix=f"e2e_{uuid.uuid4().hex[:8]}",
+        # The session's NATS server is shared: start at new events, not at every earlier test's.
+        extra_env={"HUB_CONSUMER_DELIVER_POLICY": "new"},
     )
     stack = EmbeddedStack(config)
     stack.start()

@@ -30,6 +30,8 @@ def replicated(
             nats_url=nats_url,
             admin_api_key=secrets.token_urlsafe(16),
             database_prefix=f"rep_{uuid.uuid4().hex[:8]}",
+            # The session's NATS server is shared: start at new events, not at every earlier test's.
+            extra_env={"HUB_CONSUMER_DELIVER_POLICY": "new"},
             replicas={"catalog_service": 2, "history_service": 2},
         )
     )
