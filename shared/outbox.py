@@ -99,31 +99,45 @@ class OutboxRelay:
         return published
 
     async def _publish_batch(self, collection: AsyncCollection[Document]) -> tuple[int, int]:
-        """Publish the events of one batch of documents; return (documents read, events published)."""
+        """Publish the events of one batch of documents; return (documents read, events published).
+
+        Documents are independent, so they are published concurrently; one document's events go out in
+        order, each after the previous one's ack. Whatever was acknowledged is removed from the outboxes
+        even when another document's publish failed; that failure is raised afterwards (the relay backs off).
+        """
         cursor = collection.find({OUTBOX_COUNT_FIELD: {"$gt": 0}}, {OUTBOX_FIELD: 1}, limit=self._batch_size)
         docs = await cursor.to_list()
+        results = await asyncio.gather(*(self._publish_document(doc) for doc in docs))
+        acks = [ack for published, _ in results for ack in published]
+        if acks:
+            await collection.bulk_write(acks, ordered=False)
+        for _, failure in results:
+            if failure is not None:
+                raise failure
+        return len(docs), len(acks)
+
+    async def _publish_document(self, doc: Document) -> tuple[list[UpdateOne], Exception | None]:
+        """Publish one document's pending events in order, stopping at the first failure.
+
+        Returns the updates that remove the acknowledged events from its outbox, and the failure if any.
+        """
+        entries = sorted((doc.get(OUTBOX_FIELD) or {}).values(), key=lambda e: (e["occurred_at"], e["id"]))
         acks: list[UpdateOne] = []
-        count = 0
-        for doc in docs:
-            entries = sorted(
-                (doc.get(OUTBOX_FIELD) or {}).values(), key=lambda e: (e["occurred_at"], e["id"])
-            )
-            # Publish one document's events in order; documents are independent of each other.
-            for entry in entries:
-                event = EventEnvelope.model_validate(entry)
+        for entry in entries:
+            event = EventEnvelope.model_validate(entry)
+            try:
                 await self._js.publish(
                     event.subject,
                     event.model_dump_json().encode(),
                     timeout=self._publish_timeout,
                     headers={"Nats-Msg-Id": event.id},
                 )
-                acks.append(
-                    UpdateOne(
-                        {"_id": doc["_id"], f"{OUTBOX_FIELD}.{event.id}": {"$exists": True}},
-                        {"$unset": {f"{OUTBOX_FIELD}.{event.id}": ""}, "$inc": {OUTBOX_COUNT_FIELD: -1}},
-                    )
+            except Exception as exc:  # noqa: BLE001 - kept and raised once the acknowledged ones are removed
+                return acks, exc
+            acks.append(
+                UpdateOne(
+                    {"_id": doc["_id"], f"{OUTBOX_FIELD}.{event.id}": {"$exists": True}},
+                    {"$unset": {f"{OUTBOX_FIELD}.{event.id}": ""}, "$inc": {OUTBOX_COUNT_FIELD: -1}},
                 )
-                count += 1
-        if acks:
-            await collection.bulk_write(acks, ordered=False)
-        return len(docs), count
+            )
+        return acks, None

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+import nats
 from aiohttp import ClientResponse, ClientSession
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from shared.events import STREAM_NAME
 
 
 def unique_email(prefix: str = "user") -> str:
@@ -63,3 +69,32 @@ class Hub:
         """A new user and one API key for it."""
         user = await self.create_user(role)
         return user, (await self.create_key(user["id"]))["key"]
+
+
+async def find_event(
+    nats_url: str, subject: str, predicate: Callable[[dict[str, Any]], bool], within: float = 5.0
+) -> dict[str, Any]:
+    """The first event on the stream under `subject` for which `predicate(event)` holds.
+
+    Other stacks may share the NATS server and number their users and groups from 1 too: match on
+    something unique (an e-mail, a name, a string id), not on an integer id alone.
+    """
+    nc = await nats.connect(nats_url)
+    try:
+        sub = await nc.jetstream().pull_subscribe(
+            subject, stream=STREAM_NAME, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+        )
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                messages = await sub.fetch(100, timeout=0.5)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            for message in messages:
+                event: dict[str, Any] = json.loads(message.data)
+                if predicate(event):
+                    await sub.unsubscribe()
+                    return event
+        raise AssertionError(f"no matching event on {subject}")
+    finally:
+        await nc.close()

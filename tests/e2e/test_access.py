@@ -6,15 +6,10 @@ is what access answers on its own, with the real catalog answering its look-ups.
 
 from __future__ import annotations
 
-import json
-import time
+import uuid
 from typing import Any
 
-import nats
-from nats.js.api import ConsumerConfig, DeliverPolicy
-
-from shared.events import STREAM_NAME
-from tests.support import Hub, unique_email
+from tests.support import Hub, find_event, unique_email
 
 
 async def created_group(hub: Hub, name: str = "e2e-group", **extra: Any) -> dict[str, Any]:
@@ -82,11 +77,10 @@ async def test_group_errors_through_the_gateway(hub: Hub) -> None:
 
 async def test_group_creation_is_published(hub: Hub, nats_url: str) -> None:
     """`access.group.created` reaches the stream with the group id and the admin as actor."""
-    group = await created_group(hub, name="published")
-    event = await find_event(
-        nats_url, "hub.access.group.created", lambda e: e["ids"] == {"group_id": group["id"]}
-    )
-    assert event["data"] == {"name": "published"}
+    name = f"published-{uuid.uuid4().hex[:8]}"
+    group = await created_group(hub, name=name)
+    event = await find_event(nats_url, "hub.access.group.created", lambda e: e["data"] == {"name": name})
+    assert event["ids"] == {"group_id": group["id"]}
     assert isinstance(event["actor"], int)
 
 
@@ -146,26 +140,3 @@ async def test_internal_routes_are_not_reachable_through_the_gateway(hub: Hub) -
     for path in ("/internal/visibility/1", "/internal/permissions"):
         response = await hub.call("GET", path)
         assert response.status == 404
-
-
-async def find_event(nats_url: str, subject: str, predicate: Any, within: float = 5.0) -> dict[str, Any]:
-    """The first event on the stream under `subject` for which `predicate(event)` holds."""
-    nc = await nats.connect(nats_url)
-    try:
-        sub = await nc.jetstream().pull_subscribe(
-            subject, stream=STREAM_NAME, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-        )
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            try:
-                messages = await sub.fetch(100, timeout=0.5)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            for message in messages:
-                event: dict[str, Any] = json.loads(message.data)
-                if predicate(event):
-                    await sub.unsubscribe()
-                    return event
-        raise AssertionError(f"no matching event on {subject}")
-    finally:
-        await nc.close()

@@ -10,8 +10,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from collections_hub.stack import EmbeddedStack
-from tests.e2e.test_lifecycle import find_event
-from tests.support import Hub
+from tests.support import Hub, find_event
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
