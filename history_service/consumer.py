@@ -30,7 +30,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WriteConcernError
@@ -42,6 +42,7 @@ from history_service.settings import HistorySettings
 from shared.clock import now
 from shared.event_types import EventData, UnknownEventType, validate_event
 from shared.events import STREAM_NAME, SUBJECT_PREFIX, EventEnvelope
+from shared.messaging import ensure_stream, stream_config
 from shared.requests import describe
 
 log = logging.getLogger(__name__)
@@ -99,31 +100,6 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionFailure | ExecutionTimeout | WriteConcernError | TimeoutError | OSError):
         return True
     return isinstance(exc, PyMongoError) and exc.has_error_label("RetryableWriteError")
-
-
-def dead_letter_stream_config(settings: HistorySettings) -> StreamConfig:
-    """`HUB_DLQ`: file storage and replicas as `HUB_EVENTS`; kept until an operator removes the letters."""
-    return StreamConfig(
-        name=DEAD_LETTER_STREAM,
-        subjects=DEAD_LETTER_SUBJECTS,
-        storage=StorageType.FILE,
-        num_replicas=settings.nats_stream_replicas,
-        duplicate_window=settings.nats_duplicate_window_seconds,
-    )
-
-
-async def ensure_dead_letter_stream(js: JetStreamContext, settings: HistorySettings) -> None:
-    """Create the dead-letter stream, or bring an existing one up to date."""
-    config = dead_letter_stream_config(settings)
-    try:
-        await js.stream_info(DEAD_LETTER_STREAM)
-    except nats.js.errors.NotFoundError:
-        try:
-            await js.add_stream(config)
-        except nats.js.errors.BadRequestError:
-            await js.update_stream(config)  # another replica created it meanwhile
-    else:
-        await js.update_stream(config)
 
 
 def consumer_config(settings: HistorySettings, deliver_policy: DeliverPolicy | None = None) -> ConsumerConfig:
@@ -215,7 +191,7 @@ class HistoryConsumer:
     async def start(self) -> None:
         """Declare the dead-letter stream and the durable, bind to it and start fetching."""
         settings = self._settings
-        await ensure_dead_letter_stream(self._js, settings)
+        await ensure_stream(self._js, stream_config(settings, DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECTS))
         await ensure_consumer(self._js, settings)
         subscription = await self._js.pull_subscribe_bind(
             durable=settings.consumer_durable, stream=STREAM_NAME

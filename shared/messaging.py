@@ -34,22 +34,26 @@ async def connect_nats(settings: ServiceSettings) -> NatsClient:
     )
 
 
-def stream_config(settings: ServiceSettings) -> StreamConfig:
-    """The `HUB_EVENTS` stream: file storage, replicas and duplicate window from settings."""
+def stream_config(
+    settings: ServiceSettings, name: str = STREAM_NAME, subjects: list[str] | None = None
+) -> StreamConfig:
+    """A stream as every hub stream is kept: file storage, replicas and duplicate window from settings.
+
+    The default is `HUB_EVENTS` on `hub.>`; history's dead-letter stream uses the same settings.
+    """
     return StreamConfig(
-        name=STREAM_NAME,
-        subjects=STREAM_SUBJECTS,
+        name=name,
+        subjects=subjects or STREAM_SUBJECTS,
         storage=StorageType.FILE,
         num_replicas=settings.nats_stream_replicas,
         duplicate_window=settings.nats_duplicate_window_seconds,
     )
 
 
-async def ensure_stream(js: JetStreamContext, settings: ServiceSettings) -> None:
-    """Create the stream, or bring an existing one up to date with the settings."""
-    config = stream_config(settings)
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream, or bring an existing one up to date with the config."""
     try:
-        await js.stream_info(STREAM_NAME)
+        await js.stream_info(config.name or "")
     except nats.js.errors.NotFoundError:
         try:
             await js.add_stream(config)

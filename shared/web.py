@@ -19,7 +19,7 @@ from shared.errors import Unauthorized, error_middleware
 from shared.health import READINESS_KEY, ReadinessCheck, add_health_routes
 from shared.internal import InternalClient
 from shared.logs import request_id_var
-from shared.messaging import connect_nats, ensure_stream
+from shared.messaging import connect_nats, ensure_stream, stream_config
 from shared.metrics import METRICS_KEY, Metrics, metrics_middleware
 from shared.mongo import Document, create_mongo_client, ping
 from shared.outbox import OutboxRelay
@@ -158,7 +158,7 @@ async def nats_resource(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
     nc = await connect_nats(settings)
     js = nc.jetstream()
-    await ensure_stream(js, settings)
+    await ensure_stream(js, stream_config(settings))
     app[NATS_KEY] = nc
     app[JS_KEY] = js
 
