@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 MAX_IDS_PER_CALL = 49  # dialect C's documented limit for assets/models per call
 MAX_MEMBERS_PER_CALL = 10_000  # dialect A: a bound on one request's member list
@@ -57,6 +57,19 @@ class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+class Patch(Strict):
+    """A partial update: a field may be left out, but only the fields in `NULLABLE` may be sent as null."""
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_null_where_a_value_is_needed(self) -> Patch:
+        for field in self.model_fields_set - self.NULLABLE:
+            if getattr(self, field) is None:
+                raise ValueError(f"{field} may not be null")
+        return self
+
+
 # --- admin and registry ----------------------------------------------------------------------------------
 class NamespaceCreate(Strict):
     """`POST /admin/namespaces`."""
@@ -98,8 +111,10 @@ class CollectionCreateA(Strict):
     members: NodeIds = []
 
 
-class CollectionUpdateA(Strict):
+class CollectionUpdateA(Patch):
     """`PATCH .../collections/:name` (every field optional; `datasetId: null` makes it standalone)."""
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset({"datasetId", "description"})
 
     name: Name | None = None
     description: Text | None = None
@@ -141,8 +156,10 @@ class CollectionCreateB(Strict):
     tags: Tags = []
 
 
-class CollectionUpdateB(Strict):
-    """`PUT /api/v2/collections/:collection_id`."""
+class CollectionUpdateB(Patch):
+    """`PUT /api/v2/collections/:collection_id` (description and category may be cleared with null)."""
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset({"description", "category"})
 
     title: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
     description: Text | None = None
@@ -169,7 +186,7 @@ class ThumbnailC(Strict):
     assetId: ItemId  # noqa: N815
 
 
-class CollectionUpdateC(Strict):
+class CollectionUpdateC(Patch):
     """`PUT /v1/collections/{id}`."""
 
     name: Name | None = None

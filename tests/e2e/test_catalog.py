@@ -534,3 +534,23 @@ async def test_a_collection_with_100000_members_works(hub: Hub, project: str) ->
     assert len(got["members"]) == 100_049
     assert got["members"][0] == "node-0-00000"
     assert got["members"][-1] == "x48"
+
+
+async def test_null_where_a_value_is_needed_is_a_4xx_and_changes_nothing(hub: Hub, project: str) -> None:
+    """`null` for a name, title, tags or members is refused; datasetId and description may be cleared."""
+    await json_of(hub, "POST", project, json={"name": "nulls", "description": "d", "tags": ["t"]})
+    for body in ({"name": None}, {"tags": None}, {"members": None}, {"metadata": None}):
+        status, error = await json_of(hub, "PATCH", f"{project}/nulls", json=body)
+        assert status == 400, body
+        assert "may not be null" in error["message"]
+    status, cleared = await json_of(
+        hub, "PATCH", f"{project}/nulls", json={"description": None, "datasetId": None}
+    )
+    assert (status, cleared["description"], cleared["tags"]) == (200, None, ["t"])
+    _, b = await json_of(hub, "POST", "/api/v2/collections", json={"title": "nulls"})
+    cid = b["collection"]["id"]
+    for body in ({"title": None}, {"tags": None}):
+        assert (await json_of(hub, "PUT", f"/api/v2/collections/{cid}", json=body))[0] == 422, body
+    assert (await json_of(hub, "PUT", f"/v1/collections/{cid}", json={"name": None}))[0] == 400
+    _, still = await json_of(hub, "GET", f"/api/v2/collections/{cid}")
+    assert (still["collection"]["title"], still["collection"]["tags"]) == ("nulls", [])
