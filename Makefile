@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint lint-deploy typecheck clean
+.PHONY: run test lint lint-deploy typecheck clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ lint-deploy:
 
 test: lint typecheck lint-deploy
 	$(BIN)/pytest
+
+# Speed, cost and scale beside their references (bench/README.md); wrk and nginx come from Debian.
+bench: $(VENV)/.installed-dev
+	@command -v wrk >/dev/null && { command -v nginx >/dev/null || test -x /usr/sbin/nginx; } \
+		|| { apt-get update && apt-get install -y wrk nginx; }
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .venv-deploy .hub-data .pytest_cache .mypy_cache .ruff_cache

@@ -144,6 +144,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 raise
         message = _HTTP_MESSAGES.get(exc.status, exc.reason.lower())
         return error_response(exc.status, message, dialect)
+    except ConnectionResetError:
+        raise  # the client went away mid-request: nothing to answer, nothing to log as a failure
     except Exception:
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return error_response(500, "internal server error", dialect)

@@ -1,0 +1,238 @@
+"""The floor pipeline: a minimal aiohttp proxy in front of a minimal aiohttp handler.
+
+The handler sends exactly the one MongoDB command catalog_service sends for the same request, to the same
+server, and answers the same shape; the proxy forwards like the gateway does, minus authentication. The
+full stack is compared with this: what it spends beyond the floor is what its design costs.
+
+    python -m bench.floor handler --port P --mongodb-url URL --read-db DB --write-db DB
+    python -m bench.floor proxy --port P --upstream http://127.0.0.1:H
+    python -m bench.floor trivial --port P      # answers every path as a service's /healthz does
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from pymongo import AsyncMongoClient, ReturnDocument
+
+from catalog_service.service import CatalogService
+from collections_hub.processes import ManagedProcess, free_port, http_ok
+
+REPO = str(Path(__file__).resolve().parent.parent)
+
+Document = dict[str, Any]
+WITHOUT_MEMBERS = {"nodes": 0, "assets": 0, "models": 0, "outbox": 0}
+WITH_NODES = {"assets": 0, "models": 0, "outbox": 0}
+MONGO_KEY = web.AppKey("mongo", AsyncMongoClient[Document])
+SESSION_KEY = web.AppKey("session", ClientSession)
+UPSTREAM_KEY = web.AppKey("upstream", str)
+READ_DB_KEY = web.AppKey("read_db", str)
+WRITE_DB_KEY = web.AppKey("write_db", str)
+
+
+def timestamp() -> str:
+    """The stored timestamp format (fixed-width ISO-8601 UTC)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def view(doc: Document) -> Document:
+    """The dialect-C shape of a collection (what the full stack answers)."""
+    assets, models = int(doc.get("asset_count", 0)), int(doc.get("model_count", 0))
+    return {
+        "id": doc["_id"],
+        "name": doc["name"],
+        "ownerId": str(doc["owner_id"]),
+        "assetCount": assets,
+        "modelCount": models,
+        "itemCount": assets + models,
+        "createdAt": doc["created_at"],
+        "updatedAt": doc["updated_at"],
+    }
+
+
+def owner_selector(owner_id: int) -> Document:
+    """The selector catalog_service builds for a plain user with no shares and no project roles."""
+    return {"$or": [{"owner_id": owner_id}, {"_id": {"$in": []}}, {"project_id": {"$in": []}}]}
+
+
+# --- the handler: one MongoDB command per request ---------------------------------------------------------
+async def get_collection(request: web.Request) -> web.Response:
+    """`find_one` by id, without the member arrays."""
+    db = request.app[MONGO_KEY][request.app[READ_DB_KEY]]
+    doc = await db["collections"].find_one(
+        {"_id": request.match_info["cid"], "deleted": False}, WITHOUT_MEMBERS
+    )
+    if doc is None:
+        raise web.HTTPNotFound
+    return web.json_response({"collection": view(doc)})
+
+
+async def list_collections(request: web.Request) -> web.Response:
+    """A keyset page: `find` sorted by id after the token's id, one more than the page to know if more."""
+    db = request.app[MONGO_KEY][request.app[READ_DB_KEY]]
+    page_size = int(request.query.get("pageSize", "10"))
+    selector = owner_selector(int(request.query["owner"]))
+    if token := request.query.get("paginationToken"):
+        last = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()[3:]
+        selector = {"$and": [selector, {"_id": {"$gt": last}}]}
+    docs = (
+        await db["collections"]
+        .find({**selector, "deleted": False}, WITHOUT_MEMBERS, sort=[("_id", 1)], skip=0, limit=page_size + 1)
+        .to_list()
+    )
+    body: Document = {"collections": [view(doc) for doc in docs[:page_size]]}
+    if len(docs) > page_size:
+        raw = f"c1:{docs[page_size - 1]['_id']}".encode()
+        body["nextPaginationToken"] = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return web.json_response(body)
+
+
+async def add_members(request: web.Request) -> web.Response:
+    """The same `findAndModify` as dialect A's add: `$nin` fast path, the push, counters, one event."""
+    db = request.app[MONGO_KEY][request.app[WRITE_DB_KEY]]
+    ids = list(dict.fromkeys((await request.json())["add"]))
+    now = timestamp()
+    event_id = uuid.uuid4().hex
+    event = {
+        "id": event_id,
+        "type": "catalog.collection.members_added",
+        "version": 1,
+        "occurred_at": now,
+        "actor": 0,
+        "request_id": None,
+        "ids": {"collection_id": request.match_info["cid"]},
+        "data": {"kind": "node", "ids": ids},
+    }
+    # The update document catalog_service builds, plus its outbox entry: one pending entry under a fixed
+    # key, as the real relay removes each entry within milliseconds of the write.
+    update = CatalogService._member_update("nodes", ids, True, now)
+    update["$inc"]["outbox_count"] = 1
+    update["$set"]["outbox.floor"] = event
+    before = await db["collections"].find_one_and_update(
+        {"_id": request.match_info["cid"], "nodes": {"$nin": ids}, "deleted": False},
+        update,
+        projection=WITH_NODES,
+        return_document=ReturnDocument.BEFORE,
+    )
+    if before is None:
+        raise web.HTTPNotFound
+    members = [*before.get("nodes", []), *ids]
+    return web.json_response({"members": members, "added": len(ids), "total": len(members)})
+
+
+def create_handler_app(mongodb_url: str, read_db: str, write_db: str) -> web.Application:
+    """The handler app on its own Mongo client."""
+    app = web.Application()
+    app[READ_DB_KEY] = read_db
+    app[WRITE_DB_KEY] = write_db
+
+    async def mongo(app: web.Application) -> AsyncIterator[None]:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True, w=1)
+        await client.admin.command("ping")
+        app[MONGO_KEY] = client
+        yield
+        await client.close()
+
+    app.cleanup_ctx.append(mongo)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/v1/collections", list_collections)
+    app.router.add_get("/v1/collections/{cid}", get_collection)
+    app.router.add_post("/v1/collections/{cid}/members", add_members)
+    return app
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """Alive."""
+    return web.json_response({"status": "ok"})
+
+
+# --- the proxy: a plain aiohttp client-session proxy ------------------------------------------------------
+async def forward(request: web.Request) -> web.Response:
+    """Forward method, path, query, body and content type; relay status, body and content type."""
+    body = await request.read() if request.body_exists else None
+    headers = {name: value for name in ("Content-Type", "Accept") if (value := request.headers.get(name))}
+    async with request.app[SESSION_KEY].request(
+        request.method,
+        f"{request.app[UPSTREAM_KEY]}{request.rel_url.raw_path_qs}",
+        data=body,
+        headers=headers,
+        allow_redirects=False,
+    ) as upstream:
+        payload = await upstream.read()
+        response = web.Response(body=payload, status=upstream.status)
+        response.headers["Content-Type"] = upstream.headers.get("Content-Type", "application/json")
+        return response
+
+
+def create_proxy_app(upstream: str) -> web.Application:
+    """The proxy app with one pooled client session, as the gateway has."""
+    app = web.Application()
+    app[UPSTREAM_KEY] = upstream.rstrip("/")
+
+    async def session(app: web.Application) -> AsyncIterator[None]:
+        app[SESSION_KEY] = ClientSession(
+            connector=TCPConnector(limit=0, keepalive_timeout=30),
+            timeout=ClientTimeout(total=10),
+            auto_decompress=False,
+        )
+        yield
+        await app[SESSION_KEY].close()
+
+    app.cleanup_ctx.append(session)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    return app
+
+
+# --- starting them as processes (from the benchmark) -----------------------------------------------------
+def start(role: str, log_dir: Path, *args: str) -> tuple[ManagedProcess, str]:
+    """Start one floor process on a free port; return it and its base URL once it answers."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.floor", role, "--port", str(port), *args]
+    proc = ManagedProcess(f"floor-{role}", argv, log_dir / f"floor-{role}.log", env={"PYTHONPATH": REPO})
+    url = f"http://127.0.0.1:{port}"
+    proc.start().wait_until(lambda: http_ok(f"{url}/healthz"), timeout=30)
+    return proc, url
+
+
+# --- a trivial upstream: the cheapest route a service can have -------------------------------------------
+def create_trivial_app() -> web.Application:
+    """Every path answers `{"status": "ok"}`, as a service's `/healthz` does."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", healthz)
+    return app
+
+
+def main() -> None:
+    """Run the handler, the proxy or the trivial upstream on loopback."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="role", required=True)
+    handler = sub.add_parser("handler")
+    handler.add_argument("--port", type=int, required=True)
+    handler.add_argument("--mongodb-url", required=True)
+    handler.add_argument("--read-db", required=True)
+    handler.add_argument("--write-db", required=True)
+    proxy = sub.add_parser("proxy")
+    proxy.add_argument("--port", type=int, required=True)
+    proxy.add_argument("--upstream", required=True)
+    trivial = sub.add_parser("trivial")
+    trivial.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    if args.role == "handler":
+        app = create_handler_app(args.mongodb_url, args.read_db, args.write_db)
+    elif args.role == "proxy":
+        app = create_proxy_app(args.upstream)
+    else:
+        app = create_trivial_app()
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
