@@ -90,11 +90,15 @@ class CatalogRepository:
         cursor = self.items[kind].find({"_id": {"$in": ids}, "deleted": False}, {"outbox": 0})
         return await cursor.to_list()
 
-    async def delete_item(self, kind: ItemKind, item_id: str, at: str, event: EventEnvelope) -> bool:
-        """Mark an item deleted, with its event; False when there is no such item."""
+    async def delete_item(
+        self, kind: ItemKind, item_id: str, at: str, event: EventEnvelope, *, owner_id: int | None
+    ) -> bool:
+        """Mark an item deleted (only if `owner_id` owns it, when given), with its event; False otherwise."""
+        selector: Document = {"_id": item_id, "deleted": False}
+        if owner_id is not None:
+            selector["owner_id"] = owner_id
         result = await self.items[kind].update_one(
-            {"_id": item_id, "deleted": False},
-            with_events({"$set": {"deleted": True, "deleted_at": at}}, event),
+            selector, with_events({"$set": {"deleted": True, "deleted_at": at}}, event)
         )
         return result.modified_count == 1
 

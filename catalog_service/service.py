@@ -268,14 +268,14 @@ class CatalogService:
 
     async def delete_item(self, principal: Principal, kind: ItemKind, item_id: str) -> None:
         """Its owner or an admin removes an item from the registry (collections keep the id)."""
-        doc = await self.get_item(kind, item_id)
-        if doc["owner_id"] != principal.user_id and not principal.is_admin:
-            raise Forbidden(f"only the owner may delete this {kind}")
         event = ev.event(
             f"catalog.{kind}.deleted", ev.EntityDeleted(), actor=principal.user_id, **{f"{kind}_id": item_id}
         )
-        if not await self.repo.delete_item(kind, item_id, timestamp(), event):
-            raise NotFound(f"{kind} not found")
+        owner = None if principal.is_admin else principal.user_id
+        if not await self.repo.delete_item(kind, item_id, timestamp(), event, owner_id=owner):
+            # Only on the failure path: tell "no such item" from "someone else's".
+            await self.get_item(kind, item_id)
+            raise Forbidden(f"only the owner may delete this {kind}")
         self._items.pop((kind, item_id), None)
 
     async def known_items(self, kind: ItemKind, ids: list[str]) -> dict[str, Document]:

@@ -501,6 +501,8 @@ async def test_every_endpoint_spends_at_most_one_mongo_command(
             {"json": {"modelIds": next(c_model_removals)}},
         ),
         "C create": lambda: ("POST", "/v1/collections", {"json": {"name": "same name"}}),
+        "delete asset": lambda: ("DELETE", f"/v1/assets/{assets.pop()}", {}),
+        "delete model": lambda: ("DELETE", f"/v1/models/{models.pop()}", {}),
     }
     spent = {}
     for label, make in calls.items():
@@ -554,3 +556,17 @@ async def test_null_where_a_value_is_needed_is_a_4xx_and_changes_nothing(hub: Hu
     assert (await json_of(hub, "PUT", f"/v1/collections/{cid}", json={"name": None}))[0] == 400
     _, still = await json_of(hub, "GET", f"/api/v2/collections/{cid}")
     assert (still["collection"]["title"], still["collection"]["tags"]) == ("nulls", [])
+
+
+async def test_registry_items_are_deleted_only_by_their_owner_or_an_admin(hub: Hub) -> None:
+    """Someone else's asset is 403, an unknown one 404; the owner deletes it and it is gone (404 after)."""
+    _, owner_key = await hub.user_with_key()
+    _, other_key = await hub.user_with_key()
+    status, asset = await json_of(hub, "POST", "/v1/assets", key=owner_key, json={"name": "mine"})
+    assert status == 201
+    assert (await json_of(hub, "DELETE", f"/v1/assets/{asset['id']}", key=other_key))[0] == 403
+    assert (await json_of(hub, "DELETE", "/v1/assets/no-such-asset", key=other_key))[0] == 404
+    assert await json_of(hub, "DELETE", f"/v1/assets/{asset['id']}", key=owner_key) == (200, {})
+    assert (await json_of(hub, "GET", f"/v1/assets/{asset['id']}", key=owner_key))[0] == 404
+    _, model = await json_of(hub, "POST", "/v1/models", key=owner_key, json={"name": "m"})
+    assert (await json_of(hub, "DELETE", f"/v1/models/{model['id']}"))[0] == 200  # the admin may
