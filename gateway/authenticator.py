@@ -64,10 +64,6 @@ class Authenticator:
         finally:
             del self._inflight[key]
 
-    def forget_all(self) -> None:
-        """Drop every cached principal (after a revocation event, say)."""
-        self._cache.clear()
-
     def _remember(self, key: str, principal: Principal, now: float) -> None:
         if self._ttl <= 0:
             return

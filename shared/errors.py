@@ -73,12 +73,6 @@ class Conflict(DomainError):
     status = 409
 
 
-class PayloadTooLarge(DomainError):
-    """The request body is over the configured limit (413)."""
-
-    status = 413
-
-
 class Unavailable(DomainError):
     """A dependency did not answer in time (503)."""
 

@@ -111,7 +111,7 @@ class ProjectRoleSet(EventData):
 
 
 EVENT_TYPES: dict[str, tuple[type[EventData], str]] = {
-    # type: (data model, history event_type)
+    # event type -> (data model, history event_type)
     "catalog.collection.created": (CollectionCreated, "COLLECTION_CREATED"),
     "catalog.collection.updated": (CollectionUpdated, "COLLECTION_UPDATED"),
     "catalog.collection.deleted": (CollectionDeleted, "COLLECTION_DELETED"),
