@@ -16,7 +16,6 @@ import base64
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,9 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from pymongo import AsyncMongoClient, ReturnDocument
 
 from catalog_service.service import CatalogService
+from catalog_service.views import dialect_c
 from collections_hub.processes import ManagedProcess, free_port, http_ok
+from shared.clock import timestamp
 
 REPO = str(Path(__file__).resolve().parent.parent)
 
@@ -36,26 +37,6 @@ SESSION_KEY = web.AppKey("session", ClientSession)
 UPSTREAM_KEY = web.AppKey("upstream", str)
 READ_DB_KEY = web.AppKey("read_db", str)
 WRITE_DB_KEY = web.AppKey("write_db", str)
-
-
-def timestamp() -> str:
-    """The stored timestamp format (fixed-width ISO-8601 UTC)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def view(doc: Document) -> Document:
-    """The dialect-C shape of a collection (what the full stack answers)."""
-    assets, models = int(doc.get("asset_count", 0)), int(doc.get("model_count", 0))
-    return {
-        "id": doc["_id"],
-        "name": doc["name"],
-        "ownerId": str(doc["owner_id"]),
-        "assetCount": assets,
-        "modelCount": models,
-        "itemCount": assets + models,
-        "createdAt": doc["created_at"],
-        "updatedAt": doc["updated_at"],
-    }
 
 
 def owner_selector(owner_id: int) -> Document:
@@ -72,7 +53,7 @@ async def get_collection(request: web.Request) -> web.Response:
     )
     if doc is None:
         raise web.HTTPNotFound
-    return web.json_response({"collection": view(doc)})
+    return web.json_response({"collection": dialect_c(doc)})
 
 
 async def list_collections(request: web.Request) -> web.Response:
@@ -88,7 +69,7 @@ async def list_collections(request: web.Request) -> web.Response:
         .find({**selector, "deleted": False}, WITHOUT_MEMBERS, sort=[("_id", 1)], skip=0, limit=page_size + 1)
         .to_list()
     )
-    body: Document = {"collections": [view(doc) for doc in docs[:page_size]]}
+    body: Document = {"collections": [dialect_c(doc) for doc in docs[:page_size]]}
     if len(docs) > page_size:
         raw = f"c1:{docs[page_size - 1]['_id']}".encode()
         body["nextPaginationToken"] = base64.urlsafe_b64encode(raw).decode().rstrip("=")
