@@ -19,7 +19,7 @@ from catalog_service.schemas import (
     MembersAdd,
     MembersRemove,
 )
-from catalog_service.service import CatalogService
+from catalog_service.service import CatalogService, apply_counts
 from shared.errors import Invalid
 from shared.mongo import Document
 from shared.principal import require_principal
@@ -143,38 +143,31 @@ async def delete(request: web.Request) -> web.Response:
     return web.json_response({"success": True})
 
 
+async def change_nodes(request: web.Request, key: str, *, add: bool) -> tuple[list[str], int]:
+    """Add or remove the body's node ids (under `key`): the members after it, and how many changed."""
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get(key), list) or not body[key]:
+        raise Invalid(f"{key} must be a non-empty array of node ids")
+    ids: list[str] = getattr(validate(MembersAdd if add else MembersRemove, body), key)
+    catalog, principal = request.app[CATALOG_KEY], require_principal(request)
+    before, changed = await by_name(
+        request,
+        lambda cid, name: catalog.change_members(
+            principal, cid, "nodes", ids, add=add, expected_name=name, projection=WITH_NODES
+        ),
+    )
+    return apply_counts(before, "nodes", changed, add)["nodes"], len(changed)
+
+
 @routes.post(f"{BASE}/collections/{{name}}/members")
 async def add_members(request: web.Request) -> web.Response:
     """Merge node ids into the members, deduplicated: the members, how many were added, the total."""
-    body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("add"), list) or not body["add"]:
-        raise Invalid("add must be a non-empty array of node ids")
-    data = validate(MembersAdd, body)
-    catalog, principal = request.app[CATALOG_KEY], require_principal(request)
-    before, added = await by_name(
-        request,
-        lambda cid, name: catalog.change_members(
-            principal, cid, "nodes", data.add, add=True, expected_name=name, projection=WITH_NODES
-        ),
-    )
-    members = [*before.get("nodes", []), *added]
-    return web.json_response({"members": members, "added": len(added), "total": len(members)})
+    members, added = await change_nodes(request, "add", add=True)
+    return web.json_response({"members": members, "added": added, "total": len(members)})
 
 
 @routes.delete(f"{BASE}/collections/{{name}}/members")
 async def remove_members(request: web.Request) -> web.Response:
     """Remove node ids: the members left, how many were removed, the total."""
-    body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("remove"), list) or not body["remove"]:
-        raise Invalid("remove must be a non-empty array of node ids")
-    data = validate(MembersRemove, body)
-    catalog, principal = request.app[CATALOG_KEY], require_principal(request)
-    before, removed = await by_name(
-        request,
-        lambda cid, name: catalog.change_members(
-            principal, cid, "nodes", data.remove, add=False, expected_name=name, projection=WITH_NODES
-        ),
-    )
-    gone = set(removed)
-    members = [m for m in before.get("nodes", []) if m not in gone]
-    return web.json_response({"members": members, "removed": len(removed), "total": len(members)})
+    members, removed = await change_nodes(request, "remove", add=False)
+    return web.json_response({"members": members, "removed": removed, "total": len(members)})
