@@ -24,7 +24,7 @@ from bench.profiling import Profile, profile_during
 from bench.report import MISS, PASS, Section, ratio
 from bench.wrk import Load, WrkResult
 from collections_hub.processes import ManagedProcess, free_port, http_ok
-from shared.principal import PRINCIPAL_HEADER, SECRET_HEADER
+from shared.principal import FORWARDED_HEADER, PRINCIPAL_HEADER, derived_credential
 
 TARGET = 0.5
 
@@ -75,7 +75,10 @@ async def run(bench: Bench) -> Section:
     collection = await bench.ok("POST", "/v1/collections", actor=owner, json={"name": "gateway-bench"})
     path = f"/v1/collections/{collection['collection']['id']}"
     catalog = bench.url("catalog_service")
-    internal = {SECRET_HEADER: bench.stack.internal_secret, PRINCIPAL_HEADER: owner.principal_json}
+    internal = {
+        FORWARDED_HEADER: derived_credential(bench.stack.internal_secret, "forwarded"),
+        PRINCIPAL_HEADER: owner.principal_json,
+    }
     logs = bench.work_dir / "logs"
     started: list[ManagedProcess] = []
     results: dict[str, WrkResult] = {}

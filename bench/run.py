@@ -134,7 +134,13 @@ def main() -> None:
         admin_api_key=f"bench-admin-{secrets.token_urlsafe(24)}",
         database_prefix=f"bench_{uuid.uuid4().hex[:8]}",
         # Slow pages (section 5) are timed rather than cut off at the default 10 s.
-        extra_env={"HUB_UPSTREAM_TIMEOUT_SECONDS": "60"},
+        # Rate limits off: the bench measures throughput from one address with one key.
+        extra_env={
+            "HUB_UPSTREAM_TIMEOUT_SECONDS": "60",
+            "HUB_RATE_LIMIT_CREDENTIAL_PER_SECOND": "0",
+            "HUB_RATE_LIMIT_ADDRESS_PER_SECOND": "0",
+            "HUB_RATE_LIMIT_AUTH_FAILURES_PER_SECOND": "0",
+        },
     )
     load_before = os.getloadavg()[0]
     started_at = datetime.now(UTC)

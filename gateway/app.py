@@ -11,14 +11,15 @@ from gateway.authenticator import Authenticator
 from gateway.credentials import extract_credentials
 from gateway.jwt_verifier import JwtVerifier, load_jwks
 from gateway.proxy import forward, no_route
-from gateway.routing import admin_only, service_for
+from gateway.ratelimit import RateLimits
+from gateway.routing import admin_only, canonical_path, service_for
 from gateway.settings import GatewaySettings
-from shared.errors import Forbidden
+from shared.errors import Forbidden, Unauthorized
 from shared.metrics import ROUTE_LABEL_KEY
 from shared.principal import PRINCIPAL_KEY, require_principal
 from shared.responses import json_model
 from shared.upstreams import Upstream
-from shared.web import OPEN_PATHS, add_readiness_check, create_service_app
+from shared.web import add_readiness_check, create_service_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -26,16 +27,33 @@ SESSION_KEY = web.AppKey("upstream_session", ClientSession)
 AUTHENTICATOR_KEY = web.AppKey("authenticator", Authenticator)
 UPSTREAMS_KEY = web.AppKey("upstreams", dict[str, Upstream])
 GATEWAY_SETTINGS_KEY = web.AppKey("gateway_settings", GatewaySettings)
+RATE_LIMITS_KEY = web.AppKey("rate_limits", RateLimits)
+# The path as received, once accepted: what the gateway routes, authorises and forwards.
+CANONICAL_PATH_KEY = web.RequestKey("canonical_path", str)
+
+
+# The probes answer anyone; `/metrics` needs the admin role here (services keep theirs in-cluster).
+PROBES = frozenset({"/healthz", "/readyz"})
 
 
 @web.middleware
-async def authentication_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every request but the probes carries valid credentials; `/admin/` needs the admin role."""
-    if request.path in OPEN_PATHS:
+async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One gate for every request: a canonical path, rate limits, valid credentials, the admin role."""
+    path = canonical_path(request.rel_url.raw_path)
+    request[CANONICAL_PATH_KEY] = path
+    limits = request.app[RATE_LIMITS_KEY]
+    address = limits.client_address(request)
+    limits.admit(limits.per_address, address)
+    if path in PROBES:
         return await handler(request)
-    credentials = extract_credentials(request.headers)
-    principal = await request.app[AUTHENTICATOR_KEY].authenticate(credentials)
-    if admin_only(request.rel_url.raw_path) and not principal.is_admin:
+    limits.admit_failures(address)
+    try:
+        principal = await request.app[AUTHENTICATOR_KEY].authenticate(extract_credentials(request.headers))
+    except Unauthorized:
+        limits.count_failure(address)
+        raise
+    limits.admit(limits.per_credential, f"{principal.user_id}:{principal.key_id or principal.auth}")
+    if admin_only(path) and not principal.is_admin:
         raise Forbidden("admin role required")
     request[PRINCIPAL_KEY] = principal
     return await handler(request)
@@ -54,7 +72,8 @@ async def proxy(request: web.Request) -> web.Response:
     """Any other path: forward to the service that owns it, or 404."""
     if (allowed := OWN_ROUTES.get(request.path)) is not None:
         raise web.HTTPMethodNotAllowed(request.method, allowed)
-    service = service_for(request.rel_url.raw_path)
+    path = request[CANONICAL_PATH_KEY]
+    service = service_for(path)
     if service is None:
         raise no_route()
     request[ROUTE_LABEL_KEY] = f"proxy:{service}"
@@ -62,17 +81,19 @@ async def proxy(request: web.Request) -> web.Response:
     return await forward(
         request.app[SESSION_KEY],
         request.app[UPSTREAMS_KEY][service].next(),
+        path,
         request,
-        require_principal(request),
-        settings.internal_secret.get_secret_value(),
+        principal=require_principal(request),
+        secret=settings.internal_secret.get_secret_value(),
     )
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
     """The gateway app."""
     app = create_service_app(settings, internal_auth=False)
-    app.middlewares.append(authentication_middleware)
+    app.middlewares.append(gate_middleware)
     app[GATEWAY_SETTINGS_KEY] = settings
+    app[RATE_LIMITS_KEY] = RateLimits.from_settings(settings)
     app[UPSTREAMS_KEY] = {
         "catalog": Upstream(settings.catalog_url),
         "access": Upstream(settings.access_url),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from shared.errors import Unauthorized
 
 log = logging.getLogger(__name__)
 
+NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
+_SUBJECT = re.compile(r"[1-9][0-9]{0,17}")
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"})
 
@@ -87,7 +90,13 @@ class JwtVerifier:
             raise Unauthorized("token not yet valid") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized("invalid token") from exc
+        # RFC 7519 NumericDate is a JSON number; PyJWT would also take "1700000000" as a string.
+        for claim in NUMERIC_DATE_CLAIMS:
+            value = claims.get(claim)
+            if claim in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise Unauthorized("invalid token")
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject.isdigit() or len(subject) > 18:
+        # One spelling per user: ASCII digits, no sign, no leading zero ("0003" and "٣" are not user 3).
+        if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
             raise Unauthorized("invalid token subject")
         return int(subject)

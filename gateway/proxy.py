@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 from aiohttp import ClientError, ClientSession, web
+from yarl import URL
 
 from shared.errors import NotFound, Unavailable
 from shared.logs import request_id_var
-from shared.principal import Principal, internal_headers
+from shared.principal import Principal, forwarded_headers
 
 log = logging.getLogger(__name__)
 
@@ -17,16 +18,26 @@ FORWARDED_REQUEST_HEADERS = ("Content-Type", "Accept")
 
 
 async def forward(
-    session: ClientSession, base_url: str, request: web.Request, principal: Principal, secret: str
+    session: ClientSession,
+    base_url: str,
+    path: str,
+    request: web.Request,
+    *,
+    principal: Principal,
+    secret: str,
 ) -> web.Response:
-    """Send the request on with the principal in internal headers; relay status, body and content type."""
+    """Send the request on, its path byte for byte as checked, with the principal in forwarding headers;
+    relay status, body and content type."""
     body = await request.read() if request.body_exists else None
     headers = {name: value for name in FORWARDED_REQUEST_HEADERS if (value := request.headers.get(name))}
-    headers.update(internal_headers(secret, principal, request_id_var.get()))
+    headers.update(forwarded_headers(secret, principal, request_id_var.get()))
+    query = request.rel_url.raw_query_string
+    # encoded=True: the client must not re-normalise what the gateway routed and authorised on.
+    url = URL(f"{base_url}{path}{'?' + query if query else ''}", encoded=True)
     try:
         async with session.request(
             request.method,
-            f"{base_url}{request.rel_url.raw_path_qs}",
+            url,
             data=body,
             headers=headers,
             allow_redirects=False,

@@ -1,9 +1,20 @@
-"""Which service owns a public path: an ordered table of path patterns, first match wins."""
+"""Which service owns a public path (an ordered table of patterns, first match wins), and which paths
+the gateway accepts at all.
+
+The gateway routes, authorises and forwards one string: the raw path exactly as received, once
+`canonical_path` has accepted it. Anything a server or client between here and the service could read
+differently (dot segments in any encoding, encoded or back slashes, empty segments, percent-encoded
+characters that need none, control or non-ASCII bytes) is refused with 400 instead of being normalised,
+so what was checked is byte for byte what the service sees.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import unquote
+
+from shared.errors import Invalid, UriTooLong
 
 ServiceName = Literal["catalog", "access", "history"]
 
@@ -34,6 +45,41 @@ def service_for(raw_path: str) -> ServiceName | None:
     return None
 
 
-def admin_only(raw_path: str) -> bool:
-    """Everything under `/admin/` needs the admin role, checked here before any service is asked."""
-    return raw_path.startswith("/admin/")
+def admin_only(path: str) -> bool:
+    """Everything under `/admin/`, and the gateway's `/metrics`, need the admin role (checked here)."""
+    return path.startswith("/admin/") or path == "/metrics"
+
+
+MAX_PATH_LENGTH = 2048
+# Printable ASCII but the backslash; `%` only as a well-formed escape.
+_PATH_CHARACTERS = re.compile(r"^/[!-\[\]-~]*$")
+_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|%(2[DdEe]|5[Ff]|7[Ee]|3[0-9]|[46][1-9A-Fa-f]|[57][0-9Aa])")
+_DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def _suspicious(segment: str) -> bool:
+    """Whether a segment, decoded once or twice, is a dot segment, hides a slash, backslash or control
+    character, or is not UTF-8 (a service could not store or look it up)."""
+    try:
+        once = unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        return True
+    for decoded in (segment, once, unquote(once)):
+        if decoded.split(";", 1)[0] in _DOT_SEGMENTS or "/" in decoded or "\\" in decoded:
+            return True
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in decoded):
+            return True
+    return False
+
+
+def canonical_path(raw_path: str) -> str:
+    """The raw path if the gateway may route and forward it unchanged; 400 (or 414) otherwise."""
+    if len(raw_path) > MAX_PATH_LENGTH:
+        raise UriTooLong("request path too long")
+    if not _PATH_CHARACTERS.match(raw_path) or _ESCAPE.search(raw_path):
+        raise Invalid("malformed request path")
+    segments = raw_path[1:].split("/")
+    # An empty segment is allowed only as a trailing slash.
+    if any(not segment for segment in segments[:-1]) or any(_suspicious(s) for s in segments):
+        raise Invalid("malformed request path")
+    return raw_path

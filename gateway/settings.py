@@ -22,3 +22,14 @@ class GatewaySettings(ServiceSettings):
     # How long a resolved principal is reused. At most 1s: a revoked key must stop working within 1s.
     auth_cache_ttl_seconds: float = Field(default=0.5, ge=0, le=1.0)
     upstream_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Rate limits (token buckets; a rate of 0 switches one off). Per authenticated credential (user and key),
+    # per client address before authentication, and for failed authentications per client address: once
+    # that bucket is empty, the address gets 429 for everything until it refills.
+    rate_limit_credential_per_second: float = Field(default=100.0, ge=0)
+    rate_limit_credential_burst: float = Field(default=200.0, ge=1)
+    rate_limit_address_per_second: float = Field(default=200.0, ge=0)
+    rate_limit_address_burst: float = Field(default=400.0, ge=1)
+    rate_limit_auth_failures_per_second: float = Field(default=1.0, ge=0)
+    rate_limit_auth_failures_burst: float = Field(default=20.0, ge=1)
+    # Proxies in front of the gateway that append to X-Forwarded-For (0: the peer address is the client).
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=5)

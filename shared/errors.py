@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from http import HTTPStatus
@@ -27,10 +28,17 @@ class DomainError(Exception):
 
     status = 500
 
-    def __init__(self, message: str, *, wording: dict[Dialect, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        wording: dict[Dialect, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.wording = wording or {}
+        self.headers = headers or {}
 
     def message_for(self, dialect: Dialect) -> str:
         """The message in the dialect's own words (dialect A capitalises "Collection not found")."""
@@ -71,6 +79,21 @@ class Conflict(DomainError):
     """The change clashes with existing state, such as a taken unique name (409)."""
 
     status = 409
+
+
+class UriTooLong(DomainError):
+    """The request path is longer than any route needs (414)."""
+
+    status = 414
+
+
+class TooManyRequests(DomainError):
+    """A rate limit was reached (429); `Retry-After` says when to try again."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
 
 
 class Unavailable(DomainError):
@@ -125,7 +148,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except DomainError as error:
-        return error_response(error_status(error, dialect), error.message_for(dialect), dialect)
+        response = error_response(error_status(error, dialect), error.message_for(dialect), dialect)
+        response.headers.update(error.headers)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

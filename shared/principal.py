@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+from functools import lru_cache
 from typing import Literal
 
 from aiohttp import web
@@ -11,7 +13,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from shared.errors import Forbidden, Unauthorized
 
 PRINCIPAL_HEADER = "X-Hub-Principal"
+# Two credentials, both derived from the one internal secret: services call each other (and the gateway
+# calls access_service's principal look-ups) with the internal one; the gateway forwards public requests
+# with the forwarding one. `/internal/...` accepts only the first, so no forwarded request can reach it.
 SECRET_HEADER = "X-Hub-Internal-Secret"  # noqa: S105 - a header name, not a secret
+FORWARDED_HEADER = "X-Hub-Forwarded"
 REQUEST_ID_HEADER = "X-Request-ID"
 
 Role = Literal["admin", "user", "guest"]
@@ -39,9 +45,17 @@ class Principal(BaseModel):
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 
 
+@lru_cache(maxsize=8)
+def derived_credential(secret: str, purpose: Literal["internal", "forwarded"]) -> str:
+    """The credential for one purpose, derived from the shared secret (empty secret: no credential)."""
+    if not secret:
+        return ""
+    return hmac.new(secret.encode(), f"collections-hub:{purpose}".encode(), hashlib.sha256).hexdigest()
+
+
 def internal_headers(secret: str, principal: Principal | None, request_id: str | None) -> dict[str, str]:
-    """Headers the gateway adds to a proxied request (and services add to internal calls)."""
-    headers = {SECRET_HEADER: secret}
+    """Headers of a call between services (and of the gateway's own calls to access_service)."""
+    headers = {SECRET_HEADER: derived_credential(secret, "internal")}
     if principal is not None:
         headers[PRINCIPAL_HEADER] = principal.model_dump_json()
     if request_id:
@@ -49,8 +63,20 @@ def internal_headers(secret: str, principal: Principal | None, request_id: str |
     return headers
 
 
-def secret_matches(presented: str | None, expected: str) -> bool:
-    """Constant-time check of the internal shared secret; an empty expected secret matches nothing."""
+def forwarded_headers(secret: str, principal: Principal, request_id: str | None) -> dict[str, str]:
+    """Headers the gateway adds to a public request it forwards: never the internal credential."""
+    headers = {
+        FORWARDED_HEADER: derived_credential(secret, "forwarded"),
+        PRINCIPAL_HEADER: principal.model_dump_json(),
+    }
+    if request_id:
+        headers[REQUEST_ID_HEADER] = request_id
+    return headers
+
+
+def secret_matches(presented: str | None, secret: str, purpose: Literal["internal", "forwarded"]) -> bool:
+    """Constant-time check of a presented credential; an empty shared secret matches nothing."""
+    expected = derived_credential(secret, purpose)
     if not presented or not expected:
         return False
     return hmac.compare_digest(presented.encode(), expected.encode())

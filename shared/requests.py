@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -29,15 +30,62 @@ def validate(model: type[ModelT], data: Any) -> ModelT:
         raise ValidationFailed(describe(exc)) from exc
 
 
+MAX_JSON_DEPTH = 32
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _no_constant(name: str) -> Any:
+    raise Invalid(f"JSON body must not contain {name}")
+
+
+def check_storable(data: Any) -> None:
+    """400 unless every value fits what MongoDB stores and JSON answers can show.
+
+    Nesting <= 32, integers in int64, finite numbers, strings and keys valid UTF-8 (no lone surrogates),
+    no NUL in a key. Iterative, so no input can exhaust the stack.
+    """
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict | list) and depth > MAX_JSON_DEPTH:
+            raise Invalid("JSON body nests too deeply")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if "\x00" in key or not _utf8(key):
+                    raise Invalid("JSON body has a key that cannot be stored")
+                pending.append((value, depth + 1))
+        elif isinstance(node, list):
+            pending.extend((value, depth + 1) for value in node)
+        elif isinstance(node, str):
+            if not _utf8(node):
+                raise Invalid("JSON body has a string that is not valid UTF-8")
+        elif isinstance(node, int) and not isinstance(node, bool) and not INT64_MIN <= node <= INT64_MAX:
+            raise Invalid("JSON body has an integer out of range")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise Invalid("JSON body has a number out of range")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def read_json(request: web.Request) -> Any:
-    """The decoded JSON body; 400 when it is not JSON. An empty body reads as `{}`."""
+    """The decoded JSON body, checked with `check_storable`; 400 when it is not JSON. Empty reads as `{}`."""
     raw = await request.read()
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise Invalid("JSON body nests too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid("malformed JSON body") from exc
+    check_storable(data)
+    return data
 
 
 async def parse_body(request: web.Request, model: type[ModelT]) -> ModelT:

@@ -9,13 +9,13 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web, web_protocol
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.errors import Unauthorized, error_middleware
+from shared.errors import Dialect, Unauthorized, error_middleware, error_response
 from shared.health import READINESS_KEY, ReadinessCheck, add_health_routes
 from shared.internal import InternalClient
 from shared.logs import request_id_var
@@ -24,6 +24,7 @@ from shared.metrics import METRICS_KEY, Metrics, metrics_middleware
 from shared.mongo import Document, create_mongo_client, ping
 from shared.outbox import OutboxRelay
 from shared.principal import (
+    FORWARDED_HEADER,
     PRINCIPAL_HEADER,
     PRINCIPAL_KEY,
     REQUEST_ID_HEADER,
@@ -48,6 +49,7 @@ HTTP_KEY = web.AppKey("internal_http", ClientSession)
 
 # Paths answered without the internal secret: probes and scraping stay inside the cluster network.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+INTERNAL_PREFIX = "/internal/"
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -77,11 +79,22 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
 
 @web.middleware
 async def internal_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Trust the gateway's principal header only together with the internal shared secret."""
-    if request.path in OPEN_PATHS:
-        return await handler(request)
+    """Trust the principal header only with a credential; internal routes only with the internal one.
+
+    A request the gateway forwarded carries the forwarding credential: it may reach the public routes,
+    never `/internal/...`, the probes or `/metrics` (404, as if they did not exist), whatever its path.
+    """
     secret = request.app[SETTINGS_KEY].internal_secret.get_secret_value()
-    if not secret_matches(request.headers.get(SECRET_HEADER), secret):
+    forwarded = FORWARDED_HEADER in request.headers
+    path = request.path
+    if forwarded and (path in OPEN_PATHS or path.startswith(INTERNAL_PREFIX)):
+        raise web.HTTPNotFound
+    if path in OPEN_PATHS:
+        return await handler(request)
+    internal = secret_matches(request.headers.get(SECRET_HEADER), secret, "internal")
+    if path.startswith(INTERNAL_PREFIX) and not internal:
+        raise Unauthorized("internal credentials required")
+    if not internal and not secret_matches(request.headers.get(FORWARDED_HEADER), secret, "forwarded"):
         raise Unauthorized("internal credentials required")
     raw = request.headers.get(PRINCIPAL_HEADER)
     if raw:
@@ -105,9 +118,42 @@ async def relay_wakeup_middleware(request: web.Request, handler: Handler) -> web
     return response
 
 
+SERVER_NAME = "collections-hub"
+
+
 async def hide_server_banner(_request: web.Request, response: web.StreamResponse) -> None:
     """No version banner: aiohttp would otherwise announce its and Python's versions."""
-    response.headers["Server"] = "collections-hub"
+    response.headers["Server"] = SERVER_NAME
+
+
+_aiohttp_handle_error = web_protocol.RequestHandler.handle_error
+
+
+def _quiet_handle_error(
+    self: web_protocol.RequestHandler,
+    request: web.BaseRequest,
+    status: int = 500,
+    exc: BaseException | None = None,
+    message: str | None = None,
+) -> web.StreamResponse:
+    """aiohttp's answer to a request it could not parse (a header over 8 KB, a malformed method...).
+
+    aiohttp answers those before any middleware or signal runs, in plain text that quotes the offending
+    bytes (a bearer token among them) under a `Server: Python/... aiohttp/...` banner. This keeps its
+    logging and its connection handling, and answers a JSON error that names no version and echoes nothing.
+    """
+    _aiohttp_handle_error(self, request, status, exc, None)  # logs; raises if a response was already sent
+    response = error_response(
+        status, "internal server error" if status >= 500 else "bad request", Dialect.PLAIN
+    )
+    response.headers["Server"] = SERVER_NAME
+    response.force_close()
+    return response
+
+
+def quiet_low_level_errors() -> None:
+    """Install `_quiet_handle_error` (idempotent): aiohttp offers no hook for errors raised before routing."""
+    web_protocol.RequestHandler.handle_error = _quiet_handle_error  # type: ignore[method-assign]
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -125,6 +171,7 @@ def create_service_app(settings: ServiceSettings, *, internal_auth: bool = True)
     ]
     if internal_auth:
         middlewares.append(internal_auth_middleware)  # type: ignore[arg-type]
+    quiet_low_level_errors()
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)  # type: ignore[arg-type]
     app.on_response_prepare.append(hide_server_banner)
     app[SETTINGS_KEY] = settings

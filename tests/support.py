@@ -16,6 +16,14 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared.events import STREAM_NAME
 
+# Test stacks take many requests a second from one address (and many refused credentials): the gateway's
+# rate limits are switched off there; tests/security/ checks them on gateways of their own.
+UNLIMITED_RATES = {
+    "HUB_RATE_LIMIT_CREDENTIAL_PER_SECOND": "0",
+    "HUB_RATE_LIMIT_ADDRESS_PER_SECOND": "0",
+    "HUB_RATE_LIMIT_AUTH_FAILURES_PER_SECOND": "0",
+}
+
 
 def unique_email(prefix: str = "user") -> str:
     """An e-mail address no other test uses."""

@@ -219,9 +219,9 @@ async def test_services_refuse_callers_without_the_internal_secret(hub: Hub, sta
 
 
 async def test_metrics_count_requests_and_mongo_commands(hub: Hub, stack: EmbeddedStack) -> None:
-    """The gateway exposes request counts and latency; services also count MongoDB commands."""
+    """The gateway exposes request counts and latency to admins; services also count MongoDB commands."""
     await hub.call("GET", "/v1/me")
-    gateway = await (await hub.http.get(f"{hub.url}/metrics")).text()
+    gateway = await (await hub.http.get(f"{hub.url}/metrics", headers=hub.admin())).text()
     assert 'http_requests_total{method="GET",route="/v1/me",service="gateway",status="200"}' in gateway
     assert "http_request_duration_seconds_bucket" in gateway
     access = await (await hub.http.get(f"{stack.service_urls['access_service']}/metrics")).text()

@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient
 
 from collections_hub.processes import free_port
 from collections_hub.stack import EmbeddedStack, StackConfig
+from tests.support import UNLIMITED_RATES
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def replicated(
             admin_api_key=secrets.token_urlsafe(16),
             database_prefix=f"rep_{uuid.uuid4().hex[:8]}",
             # The session's NATS server is shared: start at new events, not at every earlier test's.
-            extra_env={"HUB_CONSUMER_DELIVER_POLICY": "new"},
+            extra_env={"HUB_CONSUMER_DELIVER_POLICY": "new", **UNLIMITED_RATES},
             replicas={"catalog_service": 2, "history_service": 2},
         )
     )

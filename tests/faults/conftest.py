@@ -26,7 +26,7 @@ from collections_hub.processes import free_port
 from collections_hub.servers import start_mongo, start_nats
 from collections_hub.stack import EmbeddedStack, StackConfig
 from shared.mongo import Document
-from tests.support import Hub, unique_email
+from tests.support import UNLIMITED_RATES, Hub, unique_email
 
 BOOTSTRAP_ADMIN = "admin@localhost"
 # Quick redelivery so a killed history replica's events come back in seconds (production: 10 s).
@@ -188,7 +188,7 @@ def stack_factory(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Embedde
             port=free_port(),
             admin_api_key=f"faults-admin-{secrets.token_urlsafe(16)}",
             database_prefix="faults",
-            extra_env=extra_env,
+            extra_env={**UNLIMITED_RATES, **extra_env},
         )
         stack = EmbeddedStack(config)
         started.append(stack)

@@ -30,7 +30,7 @@ from access_service.settings import AccessSettings
 from shared.events import STREAM_NAME
 from shared.metrics import METRICS_KEY
 from shared.mongo import Document
-from shared.principal import SECRET_HEADER, Principal, internal_headers
+from shared.principal import SECRET_HEADER, Principal, internal_headers, secret_matches
 from shared.web import DB_KEY, RELAY_KEY
 from tests.integration.conftest import INTERNAL_SECRET, AppRunner
 
@@ -75,7 +75,7 @@ class StandInCatalog:
 
     def _answer(self, request: web.Request, found: dict[str, Any] | None) -> web.Response:
         self.asked.append(request.path)
-        if request.headers.get(SECRET_HEADER) != INTERNAL_SECRET:
+        if not secret_matches(request.headers.get(SECRET_HEADER), INTERNAL_SECRET, "internal"):
             return web.json_response({"error": "internal credentials required"}, status=401)
         if self.failing:
             return web.json_response({"error": "internal server error"}, status=500)

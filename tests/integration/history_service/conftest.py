@@ -33,7 +33,7 @@ from history_service.settings import HistorySettings
 from shared.authz import Permissions, PermissionsQuery
 from shared.events import STREAM_NAME, EventEnvelope
 from shared.mongo import Document
-from shared.principal import SECRET_HEADER, Principal, internal_headers
+from shared.principal import SECRET_HEADER, Principal, internal_headers, secret_matches
 from shared.web import DB_KEY
 from tests.integration.conftest import INTERNAL_SECRET, AppRunner
 
@@ -82,7 +82,7 @@ def _peer_app(peers: Peers) -> web.Application:
 
     @web.middleware
     async def internal_only(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.headers.get(SECRET_HEADER) != INTERNAL_SECRET:
+        if not secret_matches(request.headers.get(SECRET_HEADER), INTERNAL_SECRET, "internal"):
             return web.json_response({"error": "internal credentials required"}, status=401)
         peers.calls.append(f"{request.method} {request.path}")
         response: web.StreamResponse = await handler(request)
@@ -187,13 +187,24 @@ Publish = Callable[..., Awaitable[EventEnvelope]]
 
 
 @pytest.fixture
-def publish(js: JetStreamContext) -> Publish:
-    """Publish an event as the outbox relay does: on its subject, `Nats-Msg-Id` = event id."""
+def publish(js: JetStreamContext, peers: Peers) -> Publish:
+    """Publish an event as the outbox relay does: on its subject, `Nats-Msg-Id` = event id.
+
+    The catalog peer learns of a collection created here, as the real catalog knows it before its event.
+    """
 
     async def send(
         event_type: str, *, actor: int | None = None, msg_id: str | None = None, **fields: Any
     ) -> EventEnvelope:
         envelope = EventEnvelope(type=event_type, actor=actor, **fields)
+        collection_id = envelope.ids.get("collection_id")
+        if event_type == "catalog.collection.created" and str(collection_id) not in peers.collections:
+            peers.add_collection(
+                str(collection_id),
+                owner_id=int(fields.get("data", {}).get("owner_id", 42)),
+                project_id=str(envelope.ids.get("project_id", "p1")),
+                name=str(fields.get("data", {}).get("name", "Sample Collection")),
+            )
         await js.publish(
             envelope.subject,
             envelope.model_dump_json().encode(),

@@ -1,0 +1,122 @@
+"""Token buckets: per credential, per client address, and a stricter one for failed authentications.
+
+A bucket holds up to `burst` tokens and refills at `rate` per second; a request takes one. An empty
+bucket means 429 with `Retry-After`. The table is bounded: past `max_keys` buckets, the full ones (callers
+that have been quiet long enough to refill) are forgotten first, which changes nobody's answer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.settings import GatewaySettings
+from shared.errors import TooManyRequests
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+class TokenBuckets:
+    """One bucket per key; `rate` <= 0 switches the limit off."""
+
+    def __init__(self, rate: float, burst: float, *, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1.0)
+        self._max_keys = max_keys
+        self._buckets: dict[str, _Bucket] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this limit applies at all."""
+        return self.rate > 0
+
+    def _refilled(self, key: str, now: float) -> _Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._max_keys:
+                self._forget_idle(now)
+            bucket = self._buckets[key] = _Bucket(self.burst, now)
+        else:
+            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
+            bucket.stamp = now
+        return bucket
+
+    def wait(self, key: str, now: float | None = None) -> float:
+        """Seconds until this key may act again (0: now), without taking a token."""
+        if not self.enabled:
+            return 0.0
+        bucket = self._refilled(key, time.monotonic() if now is None else now)
+        return 0.0 if bucket.tokens >= 1 else (1 - bucket.tokens) / self.rate
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """Take a token: 0 when there was one, else the seconds until there will be (nothing taken)."""
+        if not self.enabled:
+            return 0.0
+        bucket = self._refilled(key, time.monotonic() if now is None else now)
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return 0.0
+        return (1 - bucket.tokens) / self.rate
+
+    def _forget_idle(self, now: float) -> None:
+        full = self.burst
+        self._buckets = {
+            key: bucket
+            for key, bucket in self._buckets.items()
+            if bucket.tokens + (now - bucket.stamp) * self.rate < full
+        }
+        if len(self._buckets) >= self._max_keys:
+            self._buckets.clear()  # everyone is busy: start over rather than grow without bound
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The gateway's three limits and how it tells one client from another."""
+
+    per_credential: TokenBuckets
+    per_address: TokenBuckets
+    auth_failures: TokenBuckets
+    trusted_proxy_hops: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> RateLimits:
+        """The limits the settings ask for."""
+        return cls(
+            TokenBuckets(settings.rate_limit_credential_per_second, settings.rate_limit_credential_burst),
+            TokenBuckets(settings.rate_limit_address_per_second, settings.rate_limit_address_burst),
+            TokenBuckets(
+                settings.rate_limit_auth_failures_per_second, settings.rate_limit_auth_failures_burst
+            ),
+            settings.trusted_proxy_hops,
+        )
+
+    def client_address(self, request: web.Request) -> str:
+        """The peer address, or with trusted proxies the address the outermost of them saw."""
+        if self.trusted_proxy_hops:
+            hops = [
+                hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()
+            ]
+            if len(hops) >= self.trusted_proxy_hops:
+                return hops[-self.trusted_proxy_hops]
+        return request.remote or "unknown"
+
+    @staticmethod
+    def admit(buckets: TokenBuckets, key: str) -> None:
+        """Take a token from the key's bucket, or refuse with 429."""
+        if wait := buckets.take(key):
+            raise TooManyRequests("too many requests", wait)
+
+    def admit_failures(self, address: str) -> None:
+        """Refuse an address whose failed authentications used up its bucket (429), taking nothing."""
+        if wait := self.auth_failures.wait(address):
+            raise TooManyRequests("too many failed authentications", wait)
+
+    def count_failure(self, address: str) -> None:
+        """Record one failed authentication from this address."""
+        self.auth_failures.take(address)

@@ -1,0 +1,1 @@
+"""Security tests: hostile paths, inputs, claims, rate limits, convergence, supervision (issue 10)."""
