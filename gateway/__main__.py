@@ -5,4 +5,5 @@ from gateway.settings import GatewaySettings
 from shared.runner import serve
 
 if __name__ == "__main__":
-    serve(create_app, GatewaySettings())
+    settings = GatewaySettings()
+    serve(create_app, settings, extra_ports=[settings.metrics_port] if settings.metrics_port else [])

@@ -41,6 +41,11 @@ async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """One gate for every request: a canonical path, rate limits, valid credentials, the admin role."""
     path = canonical_path(request.rel_url.raw_path)
     request[CANONICAL_PATH_KEY] = path
+    metrics_port = request.app[GATEWAY_SETTINGS_KEY].metrics_port
+    if metrics_port is not None and local_port(request) == metrics_port:
+        if path != "/metrics":
+            raise no_route()
+        return await handler(request)
     limits = request.app[RATE_LIMITS_KEY]
     address = limits.client_address(request)
     limits.admit(limits.per_address, address)
@@ -57,6 +62,12 @@ async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Forbidden("admin role required")
     request[PRINCIPAL_KEY] = principal
     return await handler(request)
+
+
+def local_port(request: web.Request) -> int | None:
+    """The port this request came in on."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return int(sockname[1]) if sockname else None
 
 
 async def me(request: web.Request) -> web.Response:

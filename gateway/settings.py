@@ -31,5 +31,8 @@ class GatewaySettings(ServiceSettings):
     rate_limit_address_burst: float = Field(default=400.0, ge=1)
     rate_limit_auth_failures_per_second: float = Field(default=1.0, ge=0)
     rate_limit_auth_failures_burst: float = Field(default=20.0, ge=1)
+    # A second listener that serves only `/metrics`, without credentials, for in-cluster scraping (the
+    # Kubernetes Service does not expose it). On the public port `/metrics` needs the admin role.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Proxies in front of the gateway that append to X-Forwarded-For (0: the peer address is the client).
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -13,15 +14,31 @@ from shared.settings import ServiceSettings
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
-def serve(create_app: Callable[[SettingsT], web.Application], settings: SettingsT) -> None:
-    """Serve the app; on SIGTERM or SIGINT stop accepting, let in-flight requests finish, run cleanups."""
+def serve(
+    create_app: Callable[[SettingsT], web.Application],
+    settings: SettingsT,
+    *,
+    extra_ports: list[int] | None = None,
+) -> None:
+    """Serve the app (also on `extra_ports`, same host); on SIGTERM or SIGINT stop accepting, let in-flight
+    requests finish, run cleanups."""
     configure_logging(settings.service_name, settings.log_level)
+    sockets = [_listen(settings.host, port) for port in [settings.port, *(extra_ports or [])]]
     web.run_app(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
+        sock=sockets,
         shutdown_timeout=settings.shutdown_timeout,
         access_log=None,
         print=None,
         handle_signals=True,
     )
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, as `run_app` would open for a host and port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock

@@ -87,7 +87,9 @@ def gateway_with(stack: EmbeddedStack) -> GatewayFactory:
         )
         runner = web.AppRunner(create_app(settings))
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        for listen_port in (port, settings.metrics_port):
+            if listen_port is not None:
+                await web.TCPSite(runner, "127.0.0.1", listen_port).start()
         try:
             yield f"http://127.0.0.1:{port}"
         finally:

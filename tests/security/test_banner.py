@@ -9,8 +9,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from collections_hub.processes import free_port
 from collections_hub.stack import EmbeddedStack
-from tests.security.conftest import RawResponse, raw_request
+from tests.security.conftest import GatewayFactory, RawResponse, raw_request
 from tests.support import Hub
 
 SECRET_LOOKING = "Bearer hk_0123456789abcdef.SECRET-TOKEN-MATERIAL-" + "x" * 9000
@@ -103,3 +104,16 @@ async def test_gateway_metrics_need_the_admin_role(hub: Hub) -> None:
     response = await hub.call("GET", "/metrics")
     assert response.status == 200
     assert "http_requests_total" in await response.text()
+
+
+async def test_metrics_port_serves_only_metrics(hub: Hub, gateway_with: GatewayFactory) -> None:
+    """With `HUB_METRICS_PORT`, that listener answers `/metrics` to a scraper without credentials and
+    nothing else (not even with an admin key); the public port still wants the admin role."""
+    metrics_port = free_port()
+    async with gateway_with(metrics_port=metrics_port) as url:
+        scrape = f"http://127.0.0.1:{metrics_port}"
+        assert (await raw_request(scrape, "GET", "/metrics")).status == 200
+        for path in ("/v1/me", "/v1/collections", "/admin/users", "/readyz", "/metrics/../v1/me"):
+            assert 400 <= (await raw_request(scrape, "GET", path, hub.admin())).status < 500, path
+        assert (await raw_request(url, "GET", "/metrics")).status == 401
+        assert (await raw_request(url, "GET", "/metrics", hub.admin())).status == 200
