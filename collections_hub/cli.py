@@ -13,10 +13,11 @@ import urllib.request
 from types import FrameType
 
 from collections_hub.stack import EmbeddedStack, StackConfig
+from collections_hub.supervisor import Supervisor
 
 
 def up(args: argparse.Namespace) -> int:
-    """Start the stack, print how to reach it, and run until Ctrl-C or SIGTERM."""
+    """Start the stack, print how to reach it, and supervise it until Ctrl-C or SIGTERM."""
     config = StackConfig.from_env(args.port, args.data_dir)
     stack = EmbeddedStack(config)
     stopping = threading.Event()
@@ -27,21 +28,18 @@ def up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"starting collections-hub (data in {config.data_dir}) ...", flush=True)
-    stack.start()
-    print(
-        f"collections-hub is up at {stack.gateway_url}\n"
-        f"  admin API key: {stack.admin_api_key}\n"
-        f'  try: curl -H "X-API-KEY: $HUB_ADMIN_API_KEY" {stack.gateway_url}/v1/me\n'
-        f"  logs: {config.data_dir / 'logs'}    stop: Ctrl-C",
-        flush=True,
-    )
-    exit_code = 0
-    while not stopping.wait(1.0):
-        if dead := stack.dead_children():
-            print(f"stopping: {', '.join(dead)} exited", file=sys.stderr, flush=True)
-            exit_code = 1
-            break
-    stack.stop()
+    try:
+        stack.start()
+        print(
+            f"collections-hub is up at {stack.gateway_url}\n"
+            f"  admin API key: {stack.admin_api_key}\n"
+            f'  try: curl -H "X-API-KEY: $HUB_ADMIN_API_KEY" {stack.gateway_url}/v1/me\n'
+            f"  logs: {config.data_dir / 'logs'}    pids: {stack.state_path}    stop: Ctrl-C",
+            flush=True,
+        )
+        exit_code = Supervisor(stack, config.restart_policy).run(stopping)
+    finally:
+        stack.stop()
     print("collections-hub stopped", flush=True)
     return exit_code
 

@@ -58,7 +58,7 @@ class ManagedProcess:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ManagedProcess:
-        """Start the process, its output appended to the log file."""
+        """Start the process (or again after an exit, unchanged); its output is appended to the log file."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - argv built by us, no shell
@@ -80,6 +80,15 @@ class ManagedProcess:
     def alive(self) -> bool:
         """Whether the child is still running."""
         return self.process is not None and self.process.poll() is None
+
+    def exited(self) -> bool:
+        """Whether the child was started and has exited (crashed, killed or stopped)."""
+        return self.process is not None and self.process.poll() is not None
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code once exited; negative `-N` when signal N killed it (as `subprocess` reports)."""
+        return None if self.process is None else self.process.poll()
 
     def wait_until(self, ready: Callable[[], bool], timeout: float = 30.0) -> None:
         """Poll `ready()` until it is true; fail with the log's tail if the child dies or time runs out."""
@@ -116,3 +125,13 @@ class ManagedProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def describe_exit(code: int | None) -> str:
+    """`exit code 1` or `exit code -9 (SIGKILL)`: how an operator reads an exit."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"exit code {code} ({signal.Signals(-code).name})"
+    return f"exit code {code}"

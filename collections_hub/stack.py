@@ -11,6 +11,7 @@ from pathlib import Path
 
 from collections_hub.processes import ManagedProcess, free_port, http_ok
 from collections_hub.servers import start_mongo, start_nats
+from collections_hub.supervisor import RestartPolicy
 
 SERVICES = ("access_service", "catalog_service", "history_service")
 
@@ -33,6 +34,8 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Extra processes of a service: the gateway takes them in turn; history replicas share one consumer.
     replicas: dict[str, int] = field(default_factory=dict)
+    # Used only by `collections-hub up`, which supervises; an EmbeddedStack alone never restarts a child.
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
 
     @classmethod
     def from_env(cls, port: int | None, data_dir: str | None) -> StackConfig:
@@ -48,6 +51,7 @@ class StackConfig:
             jwt_issuer=env.get("HUB_JWT_ISSUER") or None,
             jwt_audience=env.get("HUB_JWT_AUDIENCE", "collections-hub"),
             log_level=env.get("HUB_LOG_LEVEL", "INFO"),
+            restart_policy=RestartPolicy.from_env(env),
         )
 
 
@@ -56,17 +60,35 @@ def module_of(process_name: str) -> str:
     return process_name.partition("#")[0]
 
 
+# Each secret's random bytes; a secrets.json written before a secret existed gets it on the next start.
+SECRET_BYTES = {
+    "admin_api_key": 32,
+    "jwt_secret": 48,
+    # Signs what must stay valid across restarts (pagination cursors), and authenticates internal calls.
+    "internal_secret": 32,
+}
+
+
+def write_private_json(path: Path, content: object) -> None:
+    """Replace `path` atomically with JSON readable by its owner only (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump(content, file, indent=2)
+    partial.replace(path)
+
+
 def persistent_secrets(data_dir: Path) -> dict[str, str]:
-    """Secrets generated once per data dir (admin key, JWT secret), so a restart keeps working keys."""
+    """Secrets generated once per data dir (admin key, JWT and internal secrets), kept across restarts."""
     path = data_dir / "secrets.json"
-    if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-        return stored
-    data_dir.mkdir(parents=True, exist_ok=True)
-    generated = {"admin_api_key": secrets.token_urlsafe(32), "jwt_secret": secrets.token_urlsafe(48)}
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(generated))
-    return generated
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = {name: secrets.token_urlsafe(size) for name, size in SECRET_BYTES.items() if name not in stored}
+    if missing:
+        stored = {**stored, **missing}
+        write_private_json(path, stored)
+    return stored
 
 
 class EmbeddedStack:
@@ -77,7 +99,7 @@ class EmbeddedStack:
         stored = persistent_secrets(config.data_dir)
         self.admin_api_key = config.admin_api_key or stored["admin_api_key"]
         self.jwt_secret = config.jwt_secret or stored["jwt_secret"]
-        self.internal_secret = secrets.token_urlsafe(32)
+        self.internal_secret = stored["internal_secret"]
         self.infrastructure: list[ManagedProcess] = []
         self.services: dict[str, ManagedProcess] = {}
         self.service_urls: dict[str, str] = {}
@@ -118,6 +140,7 @@ class EmbeddedStack:
             self.wait_ready(name)
         self.start_service("gateway", port=self.config.port)
         self.wait_ready("gateway")
+        self.record_state()
 
     def service_env(self, name: str, port: int) -> dict[str, str]:
         """The environment of one service process."""
@@ -172,10 +195,38 @@ class EmbeddedStack:
         url = f"{self.service_urls[name]}/readyz"
         self.services[name].wait_until(lambda: http_ok(url), timeout=timeout)
 
+    @property
+    def state_path(self) -> Path:
+        """`stack.json`: each child's pid and URL while the stack runs (rewritten on every restart)."""
+        return self.config.data_dir / "stack.json"
+
+    def children(self) -> list[ManagedProcess]:
+        """Every child process, in start order (infrastructure, services, gateway)."""
+        return [*self.infrastructure, *self.services.values()]
+
+    def child_url(self, proc: ManagedProcess) -> str:
+        """Where a child listens."""
+        infrastructure = {"nats-server": self.nats_url, "nx-27017": self.mongodb_url}
+        return infrastructure.get(proc.name) or self.service_urls[proc.name]
+
+    def record_state(self) -> None:
+        """Write `stack.json`, so operators and tests find each child's current pid."""
+        write_private_json(
+            self.state_path,
+            {
+                "pid": os.getpid(),
+                "gateway_url": self.gateway_url,
+                "children": {
+                    proc.name: {"pid": proc.pid, "url": self.child_url(proc)}
+                    for proc in self.children()
+                    if proc.process is not None
+                },
+            },
+        )
+
     def dead_children(self) -> list[str]:
         """Names of children that exited on their own."""
-        procs = [*self.infrastructure, *self.services.values()]
-        return [proc.name for proc in procs if proc.process is not None and not proc.alive()]
+        return [proc.name for proc in self.children() if proc.exited()]
 
     def stop(self) -> None:
         """Gateway first, then services, then infrastructure; each gets SIGTERM, then SIGKILL."""
@@ -186,3 +237,4 @@ class EmbeddedStack:
             proc.stop()
         for proc in reversed(self.infrastructure):
             proc.stop()
+        self.state_path.unlink(missing_ok=True)
