@@ -18,7 +18,7 @@ from bench.gateway_cost import measure, profile_under
 from bench.harness import SERVICES, Bench, CpuMeter, client_total
 from bench.report import MISS, PASS, Section, ratio
 from bench.wrk import Load, WrkResult
-from catalog_service.service import encode_cursor
+from catalog_service.service import ListCursors
 from collections_hub.processes import ManagedProcess
 
 TARGET = 0.75
@@ -50,7 +50,9 @@ async def fixtures(bench: Bench) -> dict[str, Any]:
             )
         ]
     )
-    token = encode_cursor(everything[len(everything) // 3])
+    token = ListCursors(bench.stack.internal_secret).encode_cursor(
+        owner.user_id, everything[len(everything) // 3]
+    )
     # The floor writes to its own copies, so that the stack's relay never sees the floor's outbox entries.
     copies = await bench.db("catalog_service")["collections"].find({"_id": {"$in": ids}}).to_list()
     for doc in copies:

@@ -23,7 +23,7 @@ from pymongo import ReturnDocument, UpdateOne
 from bench.harness import Actor, Bench
 from bench.report import MISS, PASS, SKIP, Section, ratio
 from catalog_service.ids import new_id
-from catalog_service.service import CatalogService, encode_cursor, free_key
+from catalog_service.service import CatalogService, ListCursors, free_key
 from shared.clock import timestamp
 
 SIZES = (0, 10_000, 100_000)
@@ -352,7 +352,8 @@ async def depth_scale(bench: Bench, section: Section) -> bool:
     # Through the gateway first: a page the gateway gives up on keeps nx-27017 (one command at a time)
     # busy, which would slow whatever is measured next.
     for depth in DEPTHS:
-        token = encode_cursor(ids[depth - 1]) if depth else None
+        cursors = ListCursors(bench.stack.internal_secret)
+        token = cursors.encode_cursor(deep.user_id, ids[depth - 1]) if depth else None
         path = "/v1/collections?pageSize=10" + (f"&paginationToken={token}" if token else "")
         seconds, status, _ = await timed_call(bench, "GET", path, deep)
         keyset[depth] = seconds * 1000

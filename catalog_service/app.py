@@ -12,7 +12,7 @@ from catalog_service.api import dialect_a, dialect_b, dialect_c, internal, regis
 from catalog_service.api.keys import CATALOG_KEY
 from catalog_service.consumers import consume_visibility
 from catalog_service.repository import CatalogRepository
-from catalog_service.service import CatalogService
+from catalog_service.service import CatalogService, ListCursors
 from catalog_service.settings import CatalogSettings
 from shared.authz import AccessDecisions
 from shared.metrics import METRICS_KEY
@@ -39,7 +39,7 @@ def create_app(settings: CatalogSettings) -> web.Application:
         repository = CatalogRepository(app[DB_KEY])
         await repository.ensure_indexes()
         access = AccessDecisions(peer(app, settings.access_url), ttl=settings.decision_cache_ttl_seconds)
-        service = CatalogService(repository, access)
+        service = CatalogService(repository, access, ListCursors(settings.internal_secret.get_secret_value()))
         await service.ensure_personal_namespace()
         app[CATALOG_KEY] = service
         yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -11,7 +12,8 @@ MAX_MEMBERS_PER_CALL = 10_000  # dialect A: a bound on one request's member list
 
 
 def _no_control_characters(value: str) -> str:
-    if any(ord(ch) < 32 for ch in value):
+    # Category Cc: C0 (NUL, \x1f...), DEL and C1. They break logs and terminals, and \x1f is a key separator.
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise ValueError("must not contain control characters")
     return value
 
@@ -147,10 +149,16 @@ class MembersRemove(Strict):
 
 
 # --- dialect B -------------------------------------------------------------------------------------------
+# No upper bound here: an over-long title gets the document's own 400 (dialect_b.check_title), not a 422.
+TitleB = Annotated[
+    str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(_no_control_characters)
+]
+
+
 class CollectionCreateB(Strict):
     """`POST /api/v2/collections` (title length is checked with the document's own message)."""
 
-    title: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    title: TitleB
     description: Text | None = None
     category: Annotated[str, StringConstraints(max_length=255)] | None = None
     tags: Tags = []
@@ -161,7 +169,7 @@ class CollectionUpdateB(Patch):
 
     NULLABLE: ClassVar[frozenset[str]] = frozenset({"description", "category"})
 
-    title: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
+    title: TitleB | None = None
     description: Text | None = None
     category: Annotated[str, StringConstraints(max_length=255)] | None = None
     tags: Tags | None = None

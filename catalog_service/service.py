@@ -8,8 +8,6 @@ cache can never redirect a write (a miss re-resolves the name once).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
@@ -20,6 +18,7 @@ from catalog_service.repository import WITH_NODES, WITHOUT_MEMBERS, CatalogRepos
 from shared import event_types as ev
 from shared.authz import AccessDecisions, CollectionRef, Permissions
 from shared.clock import timestamp
+from shared.cursors import InvalidToken, TokenSigner
 from shared.errors import Conflict, Dialect, Forbidden, Invalid, NotFound
 from shared.mongo import Document
 from shared.principal import Principal, require_admin
@@ -65,20 +64,27 @@ def free_key(project_id: str, name: str, collection_id: str) -> str:
     return f"{name_key(project_id, name)}{SEPARATOR}{collection_id}"
 
 
-def encode_cursor(last_id: str) -> str:
-    """An opaque pagination token for the id a page ended at."""
-    return base64.urlsafe_b64encode(f"c1:{last_id}".encode()).decode().rstrip("=")
+class ListCursors:
+    """Dialect C's list `paginationToken`: signed, and bound to the caller it was issued to."""
+
+    def __init__(self, secret: str) -> None:
+        self._signer = TokenSigner(secret, "catalog-list")
+
+    def encode_cursor(self, user_id: int, last_id: str) -> str:
+        """An opaque pagination token for the id a page of this user's list ended at."""
+        return self._signer.issue(_list_scope(user_id), last_id)
+
+    def decode_cursor(self, user_id: int, token: str) -> str:
+        """The id a token continues after; 400 for anything not issued to this user."""
+        try:
+            return self._signer.verify(_list_scope(user_id), token)
+        except InvalidToken as exc:
+            raise Invalid("invalid paginationToken") from exc
 
 
-def decode_cursor(token: str) -> str:
-    """The id a token continues after; 400 for anything we did not issue."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise Invalid("invalid paginationToken") from exc
-    if not raw.startswith("c1:") or len(raw) > 140:
-        raise Invalid("invalid paginationToken")
-    return raw[3:]
+def _list_scope(user_id: int) -> str:
+    """What a list token pages: one caller's view (another caller's token is refused)."""
+    return f"user:{user_id}"
 
 
 class BoundedCache(dict[Any, Any]):
@@ -94,9 +100,13 @@ class BoundedCache(dict[Any, Any]):
 class CatalogService:
     """Collections and membership, the registry, namespaces, projects and datasets."""
 
-    def __init__(self, repository: CatalogRepository, access: AccessDecisions) -> None:
+    def __init__(
+        self, repository: CatalogRepository, access: AccessDecisions, cursors: ListCursors | None = None
+    ) -> None:
         self.repo = repository
         self.access = access
+        # Without the shared secret, list tokens are good on this process only (never forgeable).
+        self.cursors = cursors or ListCursors("")
         self._projects = BoundedCache()  # (namespace, slug) -> project document
         self._namespaces = BoundedCache()  # slug -> True
         self._datasets = BoundedCache()  # dataset id -> project id
@@ -162,6 +172,12 @@ class CatalogService:
         self._projects.remember((namespace, slug), doc)
         return dict(doc)
 
+    async def project_for(self, principal: Principal, namespace: str, slug: str) -> Document:
+        """A project by slugs as the caller sees it: its own personal project exists from the first call."""
+        if namespace == PERSONAL_NAMESPACE and slug == f"user-{principal.user_id}":
+            await self.personal_project(principal)
+        return await self.project(namespace, slug)
+
     async def _require_namespace(self, slug: str) -> None:
         if slug in self._namespaces:
             return
@@ -178,7 +194,7 @@ class CatalogService:
 
     async def create_dataset(self, principal: Principal, namespace: str, slug: str, name: str) -> Document:
         """A project editor (or admin) creates a dataset in the project."""
-        project = await self.project(namespace, slug)
+        project = await self.project_for(principal, namespace, slug)
         await self.require_project_writer(principal, project)
         doc = {"_id": new_id("ds_"), "project_id": project["_id"], "name": name, "created_at": timestamp()}
         event = ev.event(
@@ -244,8 +260,8 @@ class CatalogService:
             "deleted": False,
             "created_at": timestamp(),
         }
-        if kind == "asset":
-            doc["url"] = url
+        if kind == "asset" and url is not None:
+            doc["url"] = url  # 003 types `url` as a string: an asset without one has no key at all
         event = ev.event(
             f"catalog.{kind}.created",
             ev.NamedEntityCreated(name=name),
@@ -415,17 +431,15 @@ class CatalogService:
         self, principal: Principal, *, page_size: int, token: str | None
     ) -> tuple[list[Document], str | None]:
         """Dialect C: a keyset page of what the caller may see, oldest first, and the next token."""
+        after = None if token is None else self.cursors.decode_cursor(principal.user_id, token)
         selector = await self._visible_selector(principal)
-        if token is not None:
-            selector = (
-                {"$and": [selector, {"_id": {"$gt": decode_cursor(token)}}]}
-                if selector
-                else {"_id": {"$gt": decode_cursor(token)}}
-            )
+        if after is not None:
+            selector = {"$and": [selector, {"_id": {"$gt": after}}]} if selector else {"_id": {"$gt": after}}
         docs = await self.repo.find_collections(
             selector, WITHOUT_MEMBERS, sort=[("_id", 1)], skip=0, limit=page_size + 1
         )
-        next_token = encode_cursor(docs[page_size - 1]["_id"]) if len(docs) > page_size else None
+        last = docs[page_size - 1]["_id"] if len(docs) > page_size else None
+        next_token = None if last is None else self.cursors.encode_cursor(principal.user_id, last)
         return docs[:page_size], next_token
 
     async def visible_ids(self, principal: Principal) -> list[str]:

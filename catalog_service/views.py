@@ -55,7 +55,10 @@ def dialect_c(doc: Document) -> dict[str, Any]:
         "updatedAt": doc["updated_at"],
     }
     if thumbnail := doc.get("thumbnail"):
-        view["thumbnail"] = {"assetId": thumbnail["asset_id"], "url": thumbnail.get("url")}
+        # 003 types `url` as a string: a thumbnail whose asset has no url shows no `url` key, never null.
+        view["thumbnail"] = {"assetId": thumbnail["asset_id"]}
+        if thumbnail.get("url") is not None:
+            view["thumbnail"]["url"] = thumbnail["url"]
     return view
 
 
@@ -67,6 +70,6 @@ def item(doc: Document) -> dict[str, Any]:
         "ownerId": str(doc["owner_id"]),
         "createdAt": doc["created_at"],
     }
-    if "url" in doc:
+    if doc.get("url") is not None:  # items stored before urls were left out when absent may hold null
         view["url"] = doc["url"]
     return view

@@ -9,6 +9,7 @@ from aiohttp import web
 from history_service.api import internal, namespaced, v1, v2
 from history_service.api.keys import CONSUMER_KEY, HISTORY_KEY
 from history_service.consumer import HistoryConsumer, HistoryMetrics
+from history_service.cursors import HistoryCursors
 from history_service.repository import HistoryRepository
 from history_service.service import HistoryService
 from history_service.settings import HistorySettings
@@ -41,6 +42,7 @@ def create_app(settings: HistorySettings) -> web.Application:
             repository,
             CatalogDirectory(peer(app, settings.catalog_url)),
             AccessDecisions(peer(app, settings.access_url), ttl=settings.decision_cache_ttl_seconds),
+            HistoryCursors(settings.internal_secret.get_secret_value()),
         )
         yield
 

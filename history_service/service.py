@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from history_service import cursors
+from history_service.cursors import HistoryCursors, InvalidCursor
 from history_service.repository import (
     CollectionCreated,
     CollectionNamed,
@@ -32,7 +33,7 @@ from history_service.schemas import (
     HistoryResultsV2,
 )
 from shared import event_types as catalogue
-from shared.authz import AccessDecisions, CollectionRef
+from shared.authz import AccessDecisions
 from shared.catalog_directory import CollectionDirectory, CollectionInfo
 from shared.clock import stamp, timestamp
 from shared.errors import NotFound, ValidationFailed
@@ -214,9 +215,20 @@ def _int_or_str(value: Any) -> int | str:
     return int(text) if text.isdigit() else text
 
 
+# Longest cursor value an error message repeats; anything longer, or not printable ASCII, is not echoed.
+_ECHO_LIMIT = 64
+
+
+def echoable(value: str) -> str:
+    """The value as an error may show it: short printable ASCII as given, anything else a placeholder."""
+    if len(value) <= _ECHO_LIMIT and all(" " <= ch <= "~" for ch in value):
+        return value
+    return "(omitted)"
+
+
 def invalid_cursor(name: str, value: str, what: str) -> ValidationFailed:
-    """Dialect B's message for a cursor it did not issue, with the value as given."""
-    return ValidationFailed(f"Invalid parameter '{name}' value \"{value}\": {what}")
+    """Dialect B's message for a cursor it did not issue, with the value as given when safe to repeat."""
+    return ValidationFailed(f"Invalid parameter '{name}' value \"{echoable(value)}\": {what}")
 
 
 def entry_of(doc: Document, head: Document | None, current: CollectionInfo) -> HistoryEntry:
@@ -252,11 +264,17 @@ class HistoryService:
     """Records events once each and serves collection history to callers who may read the collection."""
 
     def __init__(
-        self, repository: HistoryRepository, directory: CollectionDirectory, decisions: AccessDecisions
+        self,
+        repository: HistoryRepository,
+        directory: CollectionDirectory,
+        decisions: AccessDecisions,
+        cursors: HistoryCursors | None = None,
     ) -> None:
         self.repository = repository
         self.directory = directory
         self.decisions = decisions
+        # Without the shared secret (a recorder, which never pages), cursors are good on this process only.
+        self.cursors = cursors or HistoryCursors("")
         # (namespace, project, name) -> collection id; checked against the head on every read.
         self._names: dict[tuple[str, str, str], str] = {}
 
@@ -314,33 +332,55 @@ class HistoryService:
     # --- reading ---------------------------------------------------------------------------------------
     async def history_v2(self, principal: Principal, collection_id: str, cursor: str) -> HistoryPageV2:
         """Dialect B: 20 entries newest first below the cursor (`0` = the newest)."""
-        try:
-            before, invalid = cursors.decode(collection_id, cursor), False
-        except cursors.InvalidCursor:
-            before, invalid = None, True
-        head, docs = await self.repository.head_and_page(collection_id, before, PAGE_SIZE_V2 + 1)
-        info = await self._visible(principal, collection_id, head, "collection not found")
+        before, invalid = self._position(collection_id, cursor)
+        head, docs, info = await self._read(collection_id, before, PAGE_SIZE_V2 + 1)
+        info = await self._visible(principal, collection_id, head, info, "collection not found")
         if invalid:
             raise invalid_cursor("cursor", cursor, "Invalid cursor")
         page = docs[:PAGE_SIZE_V2]
-        following = cursors.encode(collection_id, page[-1]["seq"]) if len(docs) > PAGE_SIZE_V2 else None
+        following = self.cursors.encode(collection_id, page[-1]["seq"]) if len(docs) > PAGE_SIZE_V2 else None
         results = [entry_of(doc, head, info) for doc in page]
         return HistoryPageV2(history=HistoryResultsV2(results=results, next_cursor=following))
 
     async def history_c(self, principal: Principal, collection_id: str, query: HistoryQueryC) -> HistoryPageC:
         """Dialect C: `pageSize` entries newest first after `paginationToken`."""
         token = query.pagination_token
-        try:
-            before, invalid = (cursors.decode(collection_id, token) if token else None), False
-        except cursors.InvalidCursor:
-            before, invalid = None, True
-        head, docs = await self.repository.head_and_page(collection_id, before, query.page_size + 1)
-        info = await self._visible(principal, collection_id, head, "collection not found")
+        before, invalid = self._position(collection_id, token) if token else (None, False)
+        head, docs, info = await self._read(collection_id, before, query.page_size + 1)
+        info = await self._visible(principal, collection_id, head, info, "collection not found")
         if invalid:
             raise invalid_cursor("paginationToken", token or "", "Invalid pagination token")
         page = docs[: query.page_size]
-        following = cursors.encode(collection_id, page[-1]["seq"]) if len(docs) > query.page_size else None
+        following = (
+            self.cursors.encode(collection_id, page[-1]["seq"]) if len(docs) > query.page_size else None
+        )
         return HistoryPageC(data=[entry_of(doc, head, info) for doc in page], next_pagination_token=following)
+
+    def _position(self, collection_id: str, cursor: str) -> tuple[int | None, bool]:
+        """Where a cursor continues, and whether it was refused (told only after the 404 check)."""
+        try:
+            return self.cursors.decode(collection_id, cursor), False
+        except InvalidCursor:
+            return None, True
+
+    async def _read(
+        self, collection_id: str, before: int | None, limit: int
+    ) -> tuple[Document | None, list[Document], CollectionInfo | None]:
+        """The head and a page from the projection, and catalog's answer, side by side.
+
+        Catalog decides whether the collection is live: the projection learns of a delete only when the
+        event arrives, tens of milliseconds after catalog answered it.
+        """
+        page = asyncio.ensure_future(self.repository.head_and_page(collection_id, before, limit))
+        try:
+            live = await self.directory.collection(collection_id)
+        except BaseException:
+            # Not a TaskGroup: its ExceptionGroup would hide the domain error (503) from the middleware.
+            page.cancel()
+            await asyncio.gather(page, return_exceptions=True)
+            raise
+        head, docs = await page
+        return head, docs, live
 
     async def history_a(
         self, principal: Principal, namespace: str, project: str, name: str, query: HistoryQueryA
@@ -361,7 +401,8 @@ class HistoryService:
             if collection_id is None:
                 raise NotFound("Collection not found")
             head, docs = await self._numbered_page(collection_id, skip, query.page_size)
-        info = await self._visible(principal, collection_id, head, "Collection not found")
+        live = await self.directory.collection(collection_id)
+        info = await self._visible(principal, collection_id, head, live, "Collection not found")
         if head is not None and head.get("name") == name:
             if len(self._names) >= _NAME_CACHE_LIMIT:
                 self._names.clear()
@@ -397,26 +438,16 @@ class HistoryService:
         return None if info is None else info.collection_id
 
     async def _visible(
-        self, principal: Principal, collection_id: str, head: Document | None, missing: str
+        self,
+        principal: Principal,
+        collection_id: str,
+        head: Document | None,
+        live: CollectionInfo | None,
+        missing: str,
     ) -> CollectionInfo:
-        """The collection if the caller may read it, else the dialect's not-found.
-
-        The head answers when the collection's created event is recorded; before that, catalog does.
-        """
-        if head is not None and head.get("deleted"):
+        """The collection if it is live (catalog's answer, `live`) and the caller may read it, else 404."""
+        if live is None or (head is not None and head.get("deleted")):
             raise NotFound(missing)
-        if head is not None and head.get("known"):
-            info: CollectionInfo | None = CollectionInfo(
-                collection_id=collection_id,
-                owner_id=head["owner_id"],
-                project_id=head["project_id"],
-                name=head.get("name"),
-            )
-        else:
-            info = await self.directory.collection(collection_id)
-        if info is None:
+        if not (await self.decisions.permissions(principal, live.ref)).read:
             raise NotFound(missing)
-        ref = CollectionRef(collection_id=collection_id, owner_id=info.owner_id, project_id=info.project_id)
-        if not (await self.decisions.permissions(principal, ref)).read:
-            raise NotFound(missing)
-        return info
+        return live

@@ -33,7 +33,9 @@ BASE = "/namespaces/{slug}/projects/{project}"
 async def project_of(request: web.Request) -> tuple[CatalogService, Document]:
     """The catalog service and the project the path names (404 for a missing namespace or project)."""
     catalog = request.app[CATALOG_KEY]
-    return catalog, await catalog.project(request.match_info["slug"], request.match_info["project"])
+    return catalog, await catalog.project_for(
+        require_principal(request), request.match_info["slug"], request.match_info["project"]
+    )
 
 
 async def by_name(request: web.Request, operation: Callable[[str, str], Awaitable[T]]) -> T:
