@@ -6,22 +6,30 @@ Documents (see docs/access.md):
   read of a user answers every question about the user; `version`, bumped by every change to those.
 - `groups`: `_id` integer; name and description. Membership lives in the members' user documents.
 - `collection_access`: `_id` collection id; `is_public`, `user_ids` (shared users and guests) and
-  `group_ids`, created with empty arrays on first use.
+  `group_ids`, created with empty arrays and `version` 0 on first use; `version`, bumped by every
+  change to those.
 - `outgoing_mail`: what the recording mailer was asked to send.
+
+Users and access documents change only by compare-and-set on `version` (`_compare_and_set`), and each
+change's event carries the version it brings the document to (`entity_version`), written in the same
+update: consumers keep the newest version they applied and ignore older ones, so they converge on what
+this service holds whatever order events reach them in.
 
 Array membership is always queried with `$in: [x]` / `$nin: [x]`: on nx-27017 a plain equality or `$ne`
 on an array field gives wrong answers. Ids are only ever values, never parts of a field path: nx-27017
 silently matches nothing on a path such as `roles.proj-1`. Updates of a user (integer `_id`) never put an
-array condition in the filter (see `_change_user`). tests/integration/access_service/test_mongo_contract.py
-pins what this module relies on.
+array condition in the filter (see `_compare_and_set`).
+tests/integration/access_service/test_mongo_contract.py pins what this module relies on.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -40,9 +48,15 @@ PROJECT_ROLE_FIELDS = {
 }
 # Arrays every user document has (created empty at insert).
 USER_ARRAYS = ("group_ids", *PROJECT_ROLE_FIELDS.values())
-# A user document changes its groups and roles only by compare-and-set on this counter.
+# A user or access document changes its state only by compare-and-set on this counter.
 VERSION_FIELD = "version"
-CAS_ATTEMPTS = 10
+# Failed compare-and-sets in a row that saw no other writer succeed (the version did not move): something
+# other than a race is wrong. A lost race is never counted: another writer made progress, so retry.
+CAS_STALLS = 3
+
+# What a change does to a document it was given: None (nothing to do), or (a filter condition the
+# document must still meet, the update); the version guard and the event are added by `_compare_and_set`.
+Change = Callable[[Document], tuple[Document, Document] | None]
 
 
 class AccessRepository:
@@ -76,7 +90,8 @@ class AccessRepository:
         # `$addToSet` on a missing array does nothing on nx-27017: give older user documents theirs.
         for array in USER_ARRAYS:
             await self.users.update_many({array: {"$exists": False}}, {"$set": {array: []}})
-        await self.users.update_many({VERSION_FIELD: {"$exists": False}}, {"$set": {VERSION_FIELD: 0}})
+        for versioned in (self.users, self.collection_access):
+            await versioned.update_many({VERSION_FIELD: {"$exists": False}}, {"$set": {VERSION_FIELD: 0}})
 
     async def next_id(self, sequence: str) -> int:
         """The next integer of a named sequence (1, 2, 3, ...)."""
@@ -90,8 +105,9 @@ class AccessRepository:
 
     async def insert_user(self, user: Document, event: EventEnvelope) -> None:
         """Store a new user with its event; 409 when the e-mail is taken."""
+        created = event.at_entity_version(int(user.get(VERSION_FIELD, 0)))
         try:
-            await self.users.insert_one({**user, **new_document_outbox(event)})
+            await self.users.insert_one({VERSION_FIELD: 0, **user, **new_document_outbox(created)})
         except DuplicateKeyError as exc:
             raise Conflict("email already in use") from exc
 
@@ -183,22 +199,22 @@ class AccessRepository:
     async def add_group_member(self, group_id: int, user_id: int, event: EventEnvelope) -> bool:
         """Put the user into the group, with its event; False when it already was in it (or is unknown)."""
 
-        def add(user: Document) -> Document | None:
+        def add(user: Document) -> tuple[Document, Document] | None:
             if group_id in user.get("group_ids", []):
                 return None
-            return {"$addToSet": {"group_ids": {"$each": [group_id]}}}
+            return {}, {"$addToSet": {"group_ids": {"$each": [group_id]}}}
 
-        return await self._change_user(user_id, add, event)
+        return await self._compare_and_set(self.users, user_id, add, event)
 
     async def remove_group_member(self, group_id: int, user_id: int, event: EventEnvelope) -> bool:
         """Take the user out of the group, with its event; False when it was not in it."""
 
-        def remove(user: Document) -> Document | None:
+        def remove(user: Document) -> tuple[Document, Document] | None:
             if group_id not in user.get("group_ids", []):
                 return None
-            return {"$pull": {"group_ids": {"$in": [group_id]}}}
+            return {}, {"$pull": {"group_ids": {"$in": [group_id]}}}
 
-        return await self._change_user(user_id, remove, event)
+        return await self._compare_and_set(self.users, user_id, remove, event)
 
     # --- project roles ----------------------------------------------------------------------------------
 
@@ -207,51 +223,67 @@ class AccessRepository:
         field = PROJECT_ROLE_FIELDS[role]
         others = [other for other in PROJECT_ROLE_FIELDS.values() if other != field]
 
-        def grant(user: Document) -> Document | None:
+        def grant(user: Document) -> tuple[Document, Document] | None:
             if project_id in user.get(field, []):
                 return None
-            return {
+            return {}, {
                 "$addToSet": {field: {"$each": [project_id]}},
                 "$pull": {other: {"$in": [project_id]} for other in others},
             }
 
-        return await self._change_user(user_id, grant, event)
+        return await self._compare_and_set(self.users, user_id, grant, event)
 
     async def remove_project_role(self, user_id: int, project_id: str, event: EventEnvelope) -> bool:
         """Take the user's role on the project away, with its event; False when it held none."""
         fields = list(PROJECT_ROLE_FIELDS.values())
 
-        def revoke(user: Document) -> Document | None:
+        def revoke(user: Document) -> tuple[Document, Document] | None:
             if not any(project_id in user.get(field, []) for field in fields):
                 return None
-            return {"$pull": {field: {"$in": [project_id]} for field in fields}}
+            return {}, {"$pull": {field: {"$in": [project_id]} for field in fields}}
 
-        return await self._change_user(user_id, revoke, event)
+        return await self._compare_and_set(self.users, user_id, revoke, event)
 
-    async def _change_user(
-        self, user_id: int, change: Callable[[Document], Document | None], event: EventEnvelope
+    async def _compare_and_set(
+        self,
+        collection: AsyncCollection[Document],
+        document_id: int | str,
+        change: Change,
+        event: EventEnvelope,
     ) -> bool:
-        """Apply `change(user)` with its event if it returns an update, as a compare-and-set on `version`.
+        """Apply `change(document)` with its event as a compare-and-set on `version`; False if no change.
 
-        Why not a guard in the filter (`{_id: 7, group_ids: {$nin: [4]}}`): on nx-27017 an update whose
-        filter pairs an integer `_id` with an array condition changes the wrong document. `_id` plus a
-        scalar equality is safe on both servers.
+        The event carries the version the update writes (`entity_version`), in the same single-document
+        update. A lost race re-reads and decides again on the winner's state (which may make this call a
+        no-op), so every concurrent writer ends with an answer while others make progress.
+
+        Users take no state condition in the filter: on nx-27017 an update whose filter pairs an integer
+        `_id` with an array condition changes the wrong document. `_id` plus a scalar equality is safe.
         """
-        for _ in range(CAS_ATTEMPTS):
-            user = await self.users.find_one({"_id": user_id}, _NO_OUTBOX)
-            if user is None:
+        stalls = 0
+        seen: object = object()  # no version read yet
+        while True:
+            document = await collection.find_one({"_id": document_id}, _NO_OUTBOX)
+            if document is None:
                 return False
-            update = change(user)
-            if update is None:
+            planned = change(document)
+            if planned is None:
                 return False
-            result = await self.users.update_one(
-                # None matches a document without the field (one written before versions existed).
-                {"_id": user_id, VERSION_FIELD: user.get(VERSION_FIELD)},
-                with_events({**update, "$inc": {VERSION_FIELD: 1}}, event),
+            condition, update = planned
+            # None matches a document without the field (one written before versions existed).
+            version = document.get(VERSION_FIELD)
+            new_version = int(version or 0) + 1
+            guarded = {**update, "$inc": {**update.get("$inc", {}), VERSION_FIELD: 1}}
+            result = await collection.update_one(
+                {**condition, "_id": document_id, VERSION_FIELD: version},
+                with_events(guarded, event.at_entity_version(new_version)),
             )
             if result.modified_count == 1:
                 return True
-        raise Unavailable("too many concurrent changes to this user, try again")
+            stalls = stalls + 1 if version == seen else 0
+            if stalls >= CAS_STALLS:
+                raise Unavailable("this change could not be written, try again")
+            seen = version
 
     # --- per-collection access --------------------------------------------------------------------------
 
@@ -260,46 +292,62 @@ class AccessRepository:
         return await self.collection_access.find_one({"_id": collection_id}, _NO_OUTBOX)
 
     async def ensure_access(self, collection_id: str, now: str) -> None:
-        """Create the collection's access document (private, nothing shared) unless it exists."""
-        await self.collection_access.update_one(
-            {"_id": collection_id},
-            {
-                "$setOnInsert": {
-                    "is_public": False,
-                    "user_ids": [],
-                    "group_ids": [],
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            },
-            upsert=True,
-        )
+        """Create the collection's access document (private, nothing shared, version 0) unless it exists."""
+        with contextlib.suppress(DuplicateKeyError):  # two first calls at once: the other one created it
+            await self.collection_access.update_one(
+                {"_id": collection_id},
+                {
+                    "$setOnInsert": {
+                        "is_public": False,
+                        "user_ids": [],
+                        "group_ids": [],
+                        VERSION_FIELD: 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                },
+                upsert=True,
+            )
 
     async def set_public(self, collection_id: str, is_public: bool, now: str, event: EventEnvelope) -> bool:
         """Flip the collection's visibility, with its event; False when it already was so."""
-        result = await self.collection_access.update_one(
-            {"_id": collection_id, "is_public": not is_public},
-            with_events({"$set": {"is_public": is_public, "updated_at": now}}, event),
-        )
-        return result.modified_count == 1
+
+        def flip(access: Document) -> tuple[Document, Document] | None:
+            if bool(access.get("is_public")) == is_public:
+                return None
+            return {"is_public": not is_public}, {"$set": {"is_public": is_public, "updated_at": now}}
+
+        return await self._compare_and_set(self.collection_access, collection_id, flip, event)
 
     async def link(self, collection_id: str, field: str, member: int, now: str, event: EventEnvelope) -> bool:
         """Add a user or group id to `user_ids`/`group_ids`, with its event; False when already there."""
-        result = await self.collection_access.update_one(
-            {"_id": collection_id, _share_field(field): {"$nin": [member]}},
-            with_events({"$addToSet": {field: {"$each": [member]}}, "$set": {"updated_at": now}}, event),
-        )
-        return result.modified_count == 1
+        share_field = _share_field(field)
+
+        def add(access: Document) -> tuple[Document, Document] | None:
+            if member in access.get(share_field, []):
+                return None
+            return (
+                {share_field: {"$nin": [member]}},
+                {"$addToSet": {share_field: {"$each": [member]}}, "$set": {"updated_at": now}},
+            )
+
+        return await self._compare_and_set(self.collection_access, collection_id, add, event)
 
     async def unlink(
         self, collection_id: str, field: str, member: int, now: str, event: EventEnvelope
     ) -> bool:
         """Remove a user or group id from `user_ids`/`group_ids`, with its event; False when absent."""
-        result = await self.collection_access.update_one(
-            {"_id": collection_id, _share_field(field): {"$in": [member]}},
-            with_events({"$pull": {field: {"$in": [member]}}, "$set": {"updated_at": now}}, event),
-        )
-        return result.modified_count == 1
+        share_field = _share_field(field)
+
+        def remove(access: Document) -> tuple[Document, Document] | None:
+            if member not in access.get(share_field, []):
+                return None
+            return (
+                {share_field: {"$in": [member]}},
+                {"$pull": {share_field: {"$in": [member]}}, "$set": {"updated_at": now}},
+            )
+
+        return await self._compare_and_set(self.collection_access, collection_id, remove, event)
 
     async def collections_shared_with(self, user_id: int, group_ids: list[int]) -> list[str]:
         """Ids of collections shared with the user directly, as a guest or through one of its groups."""

@@ -20,6 +20,7 @@ from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.event_types import GuestInvited, ShareChanged, VisibilityChanged, event
 from shared.mongo import Document
 from shared.principal import Principal
+from shared.requests import validate
 
 # Longer than any id catalog_service issues; a longer path segment names no collection.
 MAX_COLLECTION_ID = 128
@@ -239,6 +240,13 @@ class CollectionSharing:
         if not permissions.read:
             raise collection_not_found()
         return collection, permissions
+
+    async def invite_guest_body(self, principal: Principal, collection_id: str, body: object) -> UsersV2:
+        """`invite_guest` for a raw body: 404/403 on the collection come before 422 on the body (doc 002)."""
+        # invite_guest looks the collection up again: one more internal call, on a rare request, rather
+        # than a second copy of the invitation steps.
+        await self._shareable(principal, collection_id)
+        return await self.invite_guest(principal, collection_id, validate(GuestInvite, body))
 
 
 def invitation(guest: Document, collection: CollectionInfo, inviter: Principal) -> MailMessage:

@@ -1,4 +1,9 @@
-"""Read models catalog keeps from other services' events: a collection's public flag (dialect B shows it)."""
+"""Read models catalog keeps from other services' events: a collection's public flag (dialect B shows it).
+
+Each flag keeps the entity version of the event that set it (`visibility_version`); events reach this
+consumer in the stream's order, but a redelivery (nak, ack timeout, a replica dying) can bring an older
+one after a newer one, and it must not win.
+"""
 
 from __future__ import annotations
 
@@ -57,10 +62,9 @@ async def _apply_visibility(sub: JetStreamContext.PullSubscription, repository: 
             collection_id = event.ids.get("collection_id")
             if is_public is not None and isinstance(collection_id, str):
                 try:
-                    # Idempotent: setting the flag twice is harmless, so a redelivery is too.
-                    await repository.collections.update_one(
-                        {"_id": collection_id}, {"$set": {"is_public": is_public}}
-                    )
+                    # Only a newer version than the one applied sets the flag: a redelivered or reordered
+                    # older event changes nothing, so the flag converges on access_service's state.
+                    await repository.apply_visibility(collection_id, is_public, event.entity_version)
                 except Exception as exc:  # noqa: BLE001 - retry later rather than lose the change
                     log.warning("visibility update failed, will retry: %s", exc)
                     await message.nak(delay=1)

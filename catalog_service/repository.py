@@ -20,6 +20,8 @@ ItemKind = Literal["asset", "model"]
 # What each read needs; never the whole member arrays unless the answer shows them.
 WITHOUT_MEMBERS = {"nodes": 0, "assets": 0, "models": 0, "outbox": 0}
 WITH_NODES = {"assets": 0, "models": 0, "outbox": 0}
+# The newest access_service entity version whose visibility event set `is_public` (0: none yet).
+VISIBILITY_VERSION = "visibility_version"
 
 
 class CatalogRepository:
@@ -47,6 +49,10 @@ class CatalogRepository:
         await self.collections.create_index("owner_id")
         for name in self.outbox_collections:
             await ensure_outbox_index(self.db[name])
+        # Collections written before visibility was versioned: any versioned event is newer.
+        await self.collections.update_many(
+            {VISIBILITY_VERSION: {"$exists": False}}, {"$set": {VISIBILITY_VERSION: 0}}
+        )
 
     # --- namespaces, projects, datasets -------------------------------------------------------------------
     async def insert(
@@ -105,7 +111,24 @@ class CatalogRepository:
     # --- collections --------------------------------------------------------------------------------------
     async def insert_collection(self, doc: Document, event: EventEnvelope) -> None:
         """Insert a collection with its created event; DuplicateKeyError when its name key is taken."""
-        await self.collections.insert_one({**doc, **new_document_outbox(event)})
+        await self.collections.insert_one({VISIBILITY_VERSION: 0, **doc, **new_document_outbox(event)})
+
+    async def apply_visibility(self, collection_id: str, is_public: bool, entity_version: int | None) -> bool:
+        """Set the public flag from access_service's event unless a newer one was applied; True if set.
+
+        `entity_version` is the version of access_service's record of the collection the event brought
+        it to. One without a version predates versioning, so it is older than any versioned one.
+        """
+        if entity_version is None:
+            result = await self.collections.update_one(
+                {"_id": collection_id, VISIBILITY_VERSION: {"$lt": 1}}, {"$set": {"is_public": is_public}}
+            )
+        else:
+            result = await self.collections.update_one(
+                {"_id": collection_id, VISIBILITY_VERSION: {"$lt": entity_version}},
+                {"$set": {"is_public": is_public, VISIBILITY_VERSION: entity_version}},
+            )
+        return result.modified_count == 1
 
     async def collection(self, collection_id: str, projection: dict[str, int]) -> Document | None:
         """One live collection by id."""

@@ -4,6 +4,11 @@ A state change and its events are one single-document update (no multi-document 
 stand-in server cannot isolate). Pending events sit in a map keyed by event id (`outbox.<id>`) with a
 counter beside it; the relay publishes each with `Nats-Msg-Id` = event id, waits for JetStream's ack and
 only then unsets it, so a crash anywhere leads to a republish that JetStream deduplicates, never a loss.
+
+One document's events are published one after another in entity-version order, each only after the
+previous one's ack, and an event leaves the outbox only once acknowledged: so even with several relays
+(replicas) draining the same document, the stream holds a document's events in the order its writes
+happened (a republish of an earlier one is a duplicate JetStream drops, keeping its first position).
 """
 
 from __future__ import annotations
@@ -33,6 +38,17 @@ def with_events(update: dict[str, Any], *events: EventEnvelope) -> dict[str, Any
     merged.setdefault("$set", {}).update({f"{OUTBOX_FIELD}.{e.id}": e.outbox_entry() for e in events})
     merged.setdefault("$inc", {})[OUTBOX_COUNT_FIELD] = len(events)
     return merged
+
+
+def publish_order(entry: Document) -> tuple[bool, int, str, str]:
+    """Where a pending event goes among its document's: by entity version, the order the writes happened.
+
+    `occurred_at` is the writer's clock when it built the event, which two concurrent writers may take in
+    the opposite order to their writes; it only orders events without a version (written before versions
+    existed, so before every versioned one).
+    """
+    version = entry.get("entity_version")
+    return version is not None, version or 0, entry["occurred_at"], entry["id"]
 
 
 def new_document_outbox(*events: EventEnvelope) -> Document:
@@ -121,7 +137,7 @@ class OutboxRelay:
 
         Returns the updates that remove the acknowledged events from its outbox, and the failure if any.
         """
-        entries = sorted((doc.get(OUTBOX_FIELD) or {}).values(), key=lambda e: (e["occurred_at"], e["id"]))
+        entries = sorted((doc.get(OUTBOX_FIELD) or {}).values(), key=publish_order)
         acks: list[UpdateOne] = []
         for entry in entries:
             event = EventEnvelope.model_validate(entry)
