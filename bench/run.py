@@ -28,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import end_to_end, events, gateway_cost, memory, roundtrips, scale
+from bench import end_to_end, events, gateway_cost, memory, migrate, roundtrips, scale
 from bench.harness import Bench, close_bench, open_bench
 from bench.nginx import nginx_version
 from bench.report import SKIP, Section, write
@@ -43,6 +43,7 @@ SECTIONS: dict[int, tuple[str, Callable[[Bench], Awaitable[Section]]]] = {
     4: ("Events: history lag and ingestion", events.run),
     5: ("Scale: membership size and list depth", scale.run),
     6: ("Memory: peak RSS per service", memory.run),
+    7: ("Migrate and export", migrate.run),
 }
 
 
@@ -114,14 +115,19 @@ async def run_sections(
 def main() -> None:
     """Parse arguments, start the stack, run, write the report, stop everything this run started."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated section numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated section numbers")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measured wrk run")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md/.json go")
     parser.add_argument("--no-install", action="store_true", help="never apt-get install wrk/nginx")
     parser.add_argument("--keep", action="store_true", help="keep the temp data dir (logs, profiles)")
+    parser.add_argument(
+        "--export-members", type=int, default=None, help="section 7's export size (default 50,000)"
+    )
     args = parser.parse_args()
+    if args.export_members:
+        os.environ["BENCH_EXPORT_MEMBERS"] = str(args.export_members)
     chosen = sorted({int(n) for n in args.only.split(",") if n.strip()})
     ensure_tools(install=not args.no_install)
     shutil.rmtree(args.out / "profiles", ignore_errors=True)  # only this run's profiles stay beside it

@@ -1,24 +1,47 @@
-"""`collections-hub up` (the embedded stack) and `collections-hub admin ...` (operator tools)."""
+"""`collections-hub`: `up` (the embedded stack), `admin ...` (operator tools), migrate, export, import."""
 
 from __future__ import annotations
 
-import argparse
+import hashlib
 import json
 import os
 import signal
 import sys
 import threading
-import urllib.error
-import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
+import click
+
+from collections_hub.client import Hub
+from collections_hub.client.errors import Conflict
+from collections_hub.client.transport import Credentials
+from collections_hub.console import (
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    admin_key,
+    default_url,
+    emit,
+    fail,
+    friendly_errors,
+    progress_bars,
+)
 from collections_hub.stack import EmbeddedStack, StackConfig
 from collections_hub.supervisor import Supervisor
+from collections_hub.transfer.export import Exporter, ExportReport
+from collections_hub.transfer.importer import Importer, ImportReport
+from collections_hub.transfer.journal import Journal
+from collections_hub.transfer.migrate import Listener, MigrationReport, Migrator
+from collections_hub.transfer.source import SourceCollection, SourceReader
+
+URL_HELP = "gateway URL (default: the local stack, http://127.0.0.1:$HUB_PORT)"
 
 
-def up(args: argparse.Namespace) -> int:
+def run_stack(port: int | None, data_dir: str | None) -> int:
     """Start the stack, print how to reach it, and supervise it until Ctrl-C or SIGTERM."""
-    config = StackConfig.from_env(args.port, args.data_dir)
+    config = StackConfig.from_env(port, data_dir)
     stack = EmbeddedStack(config)
     stopping = threading.Event()
 
@@ -44,75 +67,305 @@ def up(args: argparse.Namespace) -> int:
     return exit_code
 
 
-def _admin_call(args: argparse.Namespace, method: str, path: str, body: dict[str, object]) -> int:
-    key = args.api_key or os.environ.get("HUB_ADMIN_API_KEY")
+def hub_key(api_key: str | None) -> str:
+    """The key for this hub: `--api-key`, HUB_API_KEY, HUB_ADMIN_API_KEY, or `.hub-data/secrets.json`."""
+    key = api_key or os.environ.get("HUB_API_KEY") or admin_key()
     if not key:
-        print("set HUB_ADMIN_API_KEY or pass --api-key", file=sys.stderr)
-        return 2
-    request = urllib.request.Request(  # noqa: S310 - the operator's own gateway URL
-        f"{args.url.rstrip('/')}{path}",
-        data=json.dumps(body).encode(),
-        method=method,
-        headers={"X-API-KEY": key, "Content-Type": "application/json"},
+        fail(
+            "no API key: pass --api-key, set HUB_ADMIN_API_KEY, or run `collections-hub up` here", EXIT_USAGE
+        )
+    return key
+
+
+def admin_hub(url: str) -> Hub | None:
+    """A client with the admin key, when one is known (it creates users and groups that shares name)."""
+    key = admin_key()
+    return Hub(url, api_key=key) if key else None
+
+
+def project_arg(value: str | None) -> tuple[str, str] | None:
+    """`namespace/project` as a pair."""
+    if value is None:
+        return None
+    namespace, _, slug = value.partition("/")
+    if not namespace or not slug:
+        raise click.BadParameter("expected NAMESPACE/PROJECT")
+    return namespace, slug
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """collections-hub: run the stack, administer it, and move collections in and out."""
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="gateway port (HUB_PORT, default 8080)")
+@click.option("--data-dir", default=None, help="where data lives (HUB_DATA_DIR, default .hub-data)")
+def up(port: int | None, data_dir: str | None) -> int:
+    """Start the embedded stack."""
+    return run_stack(port, data_dir)
+
+
+@cli.group()
+def admin() -> None:
+    """Operator tools against a running gateway."""
+
+
+def admin_options(command: Any) -> Any:
+    """`--url` and `--api-key` (the admin key: HUB_ADMIN_API_KEY or `.hub-data/secrets.json`)."""
+    command = click.option("--api-key", default=None, help="admin API key (default: HUB_ADMIN_API_KEY)")(
+        command
     )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            print(response.read().decode())
-            return 0
-    except urllib.error.HTTPError as error:
-        print(f"{error.code}: {error.read().decode()}", file=sys.stderr)
-        return 1
+    return click.option("--url", default=default_url, show_default="local stack", help=URL_HELP)(command)
 
 
-def create_user(args: argparse.Namespace) -> int:
-    """`admin create-user`: POST /admin/users."""
-    body: dict[str, object] = {"email": args.email, "role": args.role}
-    if args.first_name:
-        body["first_name"] = args.first_name
-    if args.last_name:
-        body["last_name"] = args.last_name
-    return _admin_call(args, "POST", "/admin/users", body)
+def admin_client(url: str, api_key: str | None) -> Hub:
+    """A client holding the admin key."""
+    key = api_key or admin_key()
+    if not key:
+        fail("set HUB_ADMIN_API_KEY, pass --api-key, or run `collections-hub up` here first", EXIT_USAGE)
+    return Hub(url, api_key=key)
 
 
-def create_key(args: argparse.Namespace) -> int:
-    """`admin create-key`: POST /admin/users/{id}/api-keys (the key is printed once)."""
-    body: dict[str, object] = {"name": args.name} if args.name else {}
-    return _admin_call(args, "POST", f"/admin/users/{args.user_id}/api-keys", body)
+@admin.command("create-user")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["admin", "user", "guest"]), default="user")
+@click.option("--first-name")
+@click.option("--last-name")
+@admin_options
+def create_user(
+    *, email: str, role: str, first_name: str | None, last_name: str | None, url: str, api_key: str | None
+) -> int:
+    """Create a user."""
+    with friendly_errors(url), admin_client(url, api_key) as hub:
+        user = hub.admin.create_user(email, role=role, first_name=first_name, last_name=last_name)
+    click.echo(user.model_dump_json())
+    return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line."""
-    root = argparse.ArgumentParser(prog="collections-hub", description=__doc__)
-    commands = root.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("up", help="start the embedded stack")
-    run.add_argument("--port", type=int, default=None, help="gateway port (HUB_PORT, default 8080)")
-    run.add_argument("--data-dir", default=None, help="where data lives (HUB_DATA_DIR, default .hub-data)")
-    run.set_defaults(func=up)
-    admin = commands.add_parser("admin", help="operator tools against a running gateway")
-    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
-    default_url = f"http://127.0.0.1:{os.environ.get('HUB_PORT', '8080')}"
-    user = admin_commands.add_parser("create-user", help="create a user")
-    user.add_argument("--email", required=True)
-    user.add_argument("--role", choices=["admin", "user", "guest"], default="user")
-    user.add_argument("--first-name")
-    user.add_argument("--last-name")
-    user.set_defaults(func=create_user)
-    key = admin_commands.add_parser("create-key", help="issue an API key for a user")
-    key.add_argument("--user-id", type=int, required=True)
-    key.add_argument("--name")
-    key.set_defaults(func=create_key)
-    for sub in (user, key):
-        sub.add_argument("--url", default=default_url, help="gateway URL")
-        sub.add_argument("--api-key", default=None, help="admin API key (default: HUB_ADMIN_API_KEY)")
-    return root
+@admin.command("create-key")
+@click.option("--user-id", type=int, required=True)
+@click.option("--name")
+@admin_options
+def create_key(user_id: int, name: str | None, url: str, api_key: str | None) -> int:
+    """Issue an API key for a user (the key is printed once)."""
+    with friendly_errors(url), admin_client(url, api_key) as hub:
+        key = hub.admin.create_key(user_id, name)
+    click.echo(key.model_dump_json())
+    return 0
+
+
+class BarListener(Listener):
+    """Moves the migrate bars."""
+
+    def __init__(self, bars: Any) -> None:
+        self.bars = bars
+        self.collections = bars.add_task("collections", total=None)
+        self.members = bars.add_task("members", total=None)
+
+    def started(self, total: int) -> None:
+        """The collection count is known."""
+        self.bars.update(self.collections, total=total)
+
+    def collection_done(self, collection: SourceCollection, members: int) -> None:
+        """One more collection, and its members."""
+        self.bars.advance(self.collections)
+        self.bars.advance(self.members, members)
+
+
+def state_path(source: str, dialect: str, key: str) -> Path:
+    """The default state file: one per (source, dialect, key), so the same command finds its own."""
+    digest = hashlib.sha256(f"{source}\n{dialect}\n{key}".encode()).hexdigest()[:16]
+    return Path(os.environ.get("HUB_DATA_DIR", ".hub-data")) / "migrations" / f"{digest}.jsonl"
+
+
+def migration_rows(report: MigrationReport) -> list[tuple[str, str]]:
+    """The summary table of a migration."""
+    if report.plan:
+        return [
+            (
+                f"{row.name} ({row.source_id})",
+                f"{row.assets} assets, {row.models} models, "
+                f"{row.users} users, {row.groups} groups{', public' if row.public else ''}"
+                f"{' (already copied)' if row.done else ''}",
+            )
+            for row in report.plan
+        ] + [("members in all", str(report.members))]
+    return [
+        ("collections at the source", str(report.total)),
+        ("copied now", str(report.copied)),
+        ("copied before (skipped)", str(report.already_done)),
+        ("adopted after an interrupted create", str(report.adopted)),
+        ("assets and models linked", str(report.members)),
+        ("registry items created", str(report.items_registered)),
+        ("items given a new id", str(len(report.items_remapped))),
+        ("shares restored", str(report.shares)),
+        ("failed", str(len(report.failed))),
+    ]
+
+
+@cli.command()
+@click.option("--from", "source", required=True, help="URL of the service to copy from")
+@click.option("--dialect", type=click.Choice(["b", "c"]), required=True, help="the API the source speaks")
+@click.option("--api-key", required=True, help="source key (C: the key as Bearer, or key_id:secret)")
+@click.option("--url", default=default_url, show_default="local stack", help=URL_HELP)
+@click.option("--to-api-key", default=None, help="key of the user who will own the copies here")
+@click.option("--state", type=click.Path(dir_okay=False, path_type=Path), default=None, help="state file")
+@click.option("--rate", type=float, default=None, help="at most this many requests a second to each side")
+@click.option("--dry-run", is_flag=True, help="only say what would be copied")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def migrate(
+    *,
+    source: str,
+    dialect: str,
+    api_key: str,
+    url: str,
+    to_api_key: str | None,
+    state: Path | None,
+    rate: float | None,
+    dry_run: bool,
+    as_json: bool,
+) -> int:
+    """Copy everything the key's user owns at a dialect B or C service into this hub (resumable)."""
+    journal = Journal(state or state_path(source, dialect, api_key), source)
+    with ExitStack() as resources:
+        bars = resources.enter_context(progress_bars(not as_json))
+        resources.enter_context(friendly_errors(source if dry_run else f"{source} or {url}"))
+        resources.callback(journal.close)
+        source_hub = resources.enter_context(
+            Hub(source, credentials=Credentials.for_dialect(api_key, dialect), rate=rate)
+        )
+        dest = resources.enter_context(Hub(url, api_key=to_api_key or hub_key(None), rate=rate))
+        admin = admin_hub(url)
+        if admin is not None:
+            resources.enter_context(admin)
+        reader = SourceReader(source_hub, dialect)
+        migrator = Migrator(reader, dest, journal, admin=admin, listener=BarListener(bars))
+        report = migrator.plan() if dry_run else migrator.run()
+    emit(report, as_json, "dry run: would copy" if dry_run else "migration", migration_rows)
+    for source_id, why in report.failed.items():
+        click.echo(f"failed: {source_id}: {why}", err=True)
+    return EXIT_PARTIAL if report.failed else 0
+
+
+def collection_bar(bars: Any, label: str) -> Any:
+    """A collections bar and a members bar; the callback advances both."""
+    collections = bars.add_task(label, total=None)
+    members = bars.add_task("members", total=None)
+
+    def advance(count: int) -> None:
+        bars.advance(collections)
+        bars.advance(members, count)
+
+    return advance
+
+
+def export_rows(report: ExportReport) -> list[tuple[str, str]]:
+    """The summary table of an export."""
+    return [
+        ("collections", str(report.collections)),
+        ("members", str(report.members)),
+        ("shares", str(report.shares)),
+        ("history entries", str(report.history)),
+    ]
+
+
+@cli.command("export")
+@click.option("--project", default=None, help="NAMESPACE/PROJECT to export")
+@click.option("--user", "user_id", type=int, default=None, help="export what this user owns (admin key)")
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-", help="file (- stdout)")
+@click.option("--url", default=default_url, show_default="local stack", help=URL_HELP)
+@click.option("--api-key", default=None, help="key (default: HUB_API_KEY, then the admin key)")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON (on stderr with -o -)")
+def export_command(
+    *, project: str | None, user_id: int | None, output: Any, url: str, api_key: str | None, as_json: bool
+) -> int:
+    """Write one project's or one user's collections, members, shares and history as JSON Lines."""
+    if project and user_id is not None:
+        fail("give --project or --user, not both", EXIT_USAGE)
+    with progress_bars(not as_json) as bars, friendly_errors(url), Hub(url, api_key=hub_key(api_key)) as hub:
+        exporter = Exporter(
+            hub,
+            output,
+            project=project_arg(project),
+            user_id=user_id,
+            on_collection=collection_bar(bars, "collections"),
+        )
+        report = exporter.run()
+        output.flush()
+    if output.name == "<stdout>":
+        if as_json:
+            click.echo(json.dumps(report.__dict__, indent=2, sort_keys=True), err=True)
+        return 0
+    emit(report, as_json, f"exported to {output.name}", export_rows)
+    return 0
+
+
+def import_rows(report: ImportReport) -> list[tuple[str, str]]:
+    """The summary table of an import."""
+    return [
+        ("collections", str(report.collections)),
+        ("members", str(report.members)),
+        ("shares restored", str(report.shares)),
+        ("collection ids remapped (always)", str(len(report.collection_ids))),
+        ("item ids remapped (taken here)", str(len(report.items_remapped))),
+        ("history entries not imported", str(report.history_skipped)),
+    ]
+
+
+def owner_key(url: str, email: str) -> str:
+    """Create the owner (admin key) and a key for it, so the import runs as that user."""
+    admin_client_ = admin_hub(url)
+    if admin_client_ is None:
+        fail("--owner-email needs the admin key (HUB_ADMIN_API_KEY or .hub-data/secrets.json)", EXIT_USAGE)
+    with admin_client_:
+        try:
+            user = admin_client_.admin.create_user(email)
+        except Conflict:
+            fail(f"{email} has an account here already: pass that user's --api-key instead", EXIT_USAGE)
+        return admin_client_.admin.create_key(user.id, "import").key
+
+
+@cli.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--project", default=None, help="NAMESPACE/PROJECT to import into (default: as exported)")
+@click.option("--owner-email", default=None, help="create this user (admin key) and import as them")
+@click.option("--url", default=default_url, show_default="local stack", help=URL_HELP)
+@click.option("--api-key", default=None, help="key of the importing user (default: the admin key)")
+@click.option("--json", "as_json", is_flag=True, help="print the report (with every id map) as JSON")
+def import_command(
+    *, file: Any, project: str | None, owner_email: str | None, url: str, api_key: str | None, as_json: bool
+) -> int:
+    """Load an export file into this hub (collection ids are new; item ids kept where free)."""
+    with ExitStack() as resources:
+        bars = resources.enter_context(progress_bars(not as_json))
+        resources.enter_context(friendly_errors(url))
+        key = owner_key(url, owner_email) if owner_email else hub_key(api_key)
+        hub = resources.enter_context(Hub(url, api_key=key))
+        admin = admin_hub(url)
+        if admin is not None:
+            resources.enter_context(admin)
+        importer = Importer(
+            hub, admin=admin, project=project_arg(project), on_collection=collection_bar(bars, "collections")
+        )
+        report = importer.run(file)
+    emit(report, as_json, "import", import_rows)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `collections-hub` console script."""
-    args = parser().parse_args(argv)
-    result: int = args.func(args)
-    return result
+    try:
+        result = cli.main(args=argv, prog_name="collections-hub", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The migration's state file: an append-only journal of JSON lines, replayed on start.
+
+Each finished step appends one line and flushes it, so a step costs the same however much was copied
+before, and a run stopped at any point (Ctrl-C, a network failure, kill -9) leaves a journal whose last
+complete line says exactly what was done. A torn last line (killed mid-write) is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+
+@dataclass
+class Progress:
+    """What is known about one source collection."""
+
+    dest_id: str | None = None
+    steps: set[str] = field(default_factory=set)
+    intent_since: str | None = None  # a create was sent at this time; its answer may have been lost
+
+
+class Journal:
+    """Replays the state file, then appends to it."""
+
+    def __init__(self, path: Path, source: str) -> None:
+        self.path = path
+        self.collections: dict[str, Progress] = {}
+        self.items: dict[str, str] = {}  # "asset:<source id>" -> destination id
+        self._file: IO[str] | None = None
+        if path.exists():
+            self._replay(source)
+
+    def _replay(self, source: str) -> None:
+        with self.path.open(encoding="utf-8") as file:
+            for line in file:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    break  # a torn last line
+                self._apply(record, source)
+
+    def _apply(self, record: dict[str, Any], source: str) -> None:
+        kind = record["op"]
+        if kind == "start" and record["source"] != source:
+            raise ValueError(f"{self.path} records a migration from {record['source']}, not {source}")
+        if kind == "item":
+            self.items[record["key"]] = record["dest"]
+            return
+        if kind == "start":
+            return
+        progress = self.collections.setdefault(record["source_id"], Progress())
+        if kind == "intent":
+            progress.intent_since = record["since"]
+        elif kind == "created":
+            progress.dest_id = record["dest"]
+            progress.intent_since = None
+        else:
+            progress.steps.add(record["step"])
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Record one finished step (applied to the in-memory state too)."""
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        # Flushed, not fsynced: a killed process loses nothing the OS holds; a power cut may lose a line,
+        # which a rerun repairs (every step is safe to repeat).
+        self._file.flush()
+        self._apply(record, record.get("source", ""))
+
+    def progress(self, source_id: str) -> Progress:
+        """The progress of one source collection."""
+        return self.collections.setdefault(source_id, Progress())
+
+    def mapped_dest_ids(self) -> set[str]:
+        """Destination collections some source collection already maps to."""
+        return {p.dest_id for p in self.collections.values() if p.dest_id}
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
