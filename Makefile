@@ -31,7 +31,9 @@ typecheck: $(VENV)/.installed-dev
 lint-deploy:
 	bash deploy/check.sh
 
+# tests/browser/ drives Debian's chromium through Playwright; nothing downloads a browser of its own.
 test: lint typecheck lint-deploy
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/pytest
 
 # Speed, cost and scale beside their references (bench/README.md); wrk and nginx come from Debian.

@@ -10,13 +10,15 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from gateway.authenticator import Authenticator
 from gateway.credentials import extract_credentials
 from gateway.jwt_verifier import JwtVerifier, load_jwks
+from gateway.openapi.pages import add_docs_routes, public_docs_path
 from gateway.proxy import forward, no_route
 from gateway.ratelimit import RateLimits
 from gateway.routing import admin_only, canonical_path, service_for
 from gateway.settings import GatewaySettings
 from shared.errors import Forbidden, Unauthorized
 from shared.metrics import ROUTE_LABEL_KEY
-from shared.principal import PRINCIPAL_KEY, require_principal
+from shared.openapi import documented
+from shared.principal import PRINCIPAL_KEY, Principal, require_principal
 from shared.responses import json_model
 from shared.upstreams import Upstream
 from shared.web import add_readiness_check, create_service_app
@@ -49,7 +51,8 @@ async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamR
     limits = request.app[RATE_LIMITS_KEY]
     address = limits.client_address(request)
     limits.admit(limits.per_address, address)
-    if path in PROBES:
+    # The probes, the API description and its page answer anyone (after the per-address limit).
+    if path in PROBES or public_docs_path(path):
         return await handler(request)
     limits.admit_failures(address)
     try:
@@ -70,6 +73,7 @@ def local_port(request: web.Request) -> int | None:
     return int(sockname[1]) if sockname else None
 
 
+@documented(Principal)
 async def me(request: web.Request) -> web.Response:
     """`GET /v1/me`: the caller's principal."""
     return json_model(require_principal(request))
@@ -79,7 +83,7 @@ async def me(request: web.Request) -> web.Response:
 OWN_ROUTES = {"/v1/me": ["GET"]}
 
 
-async def proxy(request: web.Request) -> web.Response:
+async def proxy(request: web.Request) -> web.StreamResponse:
     """Any other path: forward to the service that owns it, or 404."""
     if (allowed := OWN_ROUTES.get(request.path)) is not None:
         raise web.HTTPMethodNotAllowed(request.method, allowed)
@@ -136,6 +140,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
 
     app.cleanup_ctx.append(upstream_resource)
     app.router.add_get("/v1/me", me, allow_head=False)
+    add_docs_routes(app, own=[web.RouteDef("GET", "/v1/me", me, {})])
     app.router.add_route("*", "/{tail:.*}", proxy)
     return app
 

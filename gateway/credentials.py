@@ -37,6 +37,9 @@ def extract_credentials(headers: CIMultiDictProxy[str]) -> Credentials:
     """The caller's credentials, or 401 when there are none or they are malformed."""
     api_key = headers.get("X-API-KEY")
     authorization = headers.get("Authorization")
+    # Two credentials are ambiguous: a wrong one next to a valid one must not pass unnoticed.
+    if api_key is not None and authorization is not None:
+        raise Unauthorized("send one credential: X-API-KEY or Authorization, not both")
     if api_key is not None:
         if not api_key or len(api_key) > MAX_CREDENTIAL_LENGTH:
             raise Unauthorized("invalid API key")

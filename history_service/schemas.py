@@ -85,8 +85,10 @@ class HistoryQueryA(CamelModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    page: int = Field(default=1, ge=1, le=1_000_000)
-    page_size: int = Field(default=50, ge=1, le=200, alias="pageSize")
+    page: int = Field(default=1, ge=1, le=1_000_000, description="Page number (1-based)")
+    page_size: int = Field(
+        default=50, ge=1, le=200, alias="pageSize", description="Entries per page (max 200)"
+    )
 
 
 class HistoryPageA(CamelModel):
@@ -104,8 +106,10 @@ class HistoryQueryC(CamelModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    page_size: int = Field(default=10, ge=1, le=100, alias="pageSize")
-    pagination_token: str | None = Field(default=None, alias="paginationToken")
+    page_size: int = Field(default=10, ge=1, le=100, alias="pageSize", description="Entries per page (1-100)")
+    pagination_token: str | None = Field(
+        default=None, alias="paginationToken", description="The `nextPaginationToken` of the previous page"
+    )
 
 
 class HistoryPageC(CamelModel):

@@ -162,7 +162,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             else:
                 raise
         message = _HTTP_MESSAGES.get(exc.status, exc.reason.lower())
-        return error_response(exc.status, message, dialect)
+        response = error_response(exc.status, message, dialect)
+        # A 405 must say which methods the resource does allow (RFC 9110 15.5.6).
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except ConnectionResetError:
         raise  # the client went away mid-request: nothing to answer, nothing to log as a failure
     except Exception:

@@ -5,8 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from access_service.api.keys import ACCESS_KEY
-from access_service.schemas import ApiKeyCreate, RevokeResult, UserCreate, int_id
+from access_service.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    RevokeResult,
+    UserCreate,
+    UserPublic,
+    int_id,
+)
 from shared.errors import NotFound
+from shared.openapi import documented
 from shared.principal import require_admin, require_principal
 from shared.requests import parse_body
 from shared.responses import json_model
@@ -31,6 +39,13 @@ def admin_id(request: web.Request) -> int:
 
 
 @routes.post("/admin/users")
+@documented(
+    UserPublic,
+    status=201,
+    body=UserCreate,
+    errors={400: "a field invalid", 409: "email already in use"},
+    admin=True,
+)
 async def create_user(request: web.Request) -> web.Response:
     """Create a user."""
     actor = admin_id(request)
@@ -39,6 +54,7 @@ async def create_user(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/users/{user_id}")
+@documented(UserPublic, errors={404: "Couldn't find User with 'id'=..."}, admin=True)
 async def get_user(request: web.Request) -> web.Response:
     """Show one user."""
     admin_id(request)
@@ -46,6 +62,13 @@ async def get_user(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/users/{user_id}/api-keys")
+@documented(
+    ApiKeyCreated,
+    status=201,
+    body=ApiKeyCreate,
+    errors={400: "a field invalid", 404: "Couldn't find User with 'id'=..."},
+    admin=True,
+)
 async def create_api_key(request: web.Request) -> web.Response:
     """Issue an API key for a user; the only answer that shows the secret."""
     actor = admin_id(request)
@@ -56,6 +79,7 @@ async def create_api_key(request: web.Request) -> web.Response:
 
 
 @routes.delete("/admin/api-keys/{key_id}")
+@documented(RevokeResult, errors={404: "Couldn't find ApiKey with 'id'=..."}, admin=True)
 async def revoke_api_key(request: web.Request) -> web.Response:
     """Revoke an API key."""
     actor = admin_id(request)

@@ -6,7 +6,8 @@ from aiohttp import web
 
 from access_service.api.admin import admin_id
 from access_service.api.keys import GROUPS_KEY
-from access_service.schemas import GroupCreate, GroupMembersAdd
+from access_service.schemas import GroupCreate, GroupMembersAdd, GroupPublic, GroupsPublic
+from shared.openapi import documented
 from shared.requests import parse_body
 from shared.responses import json_model
 
@@ -14,6 +15,7 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/admin/groups")
+@documented(GroupPublic, status=201, body=GroupCreate, errors={400: "a field invalid"}, admin=True)
 async def create_group(request: web.Request) -> web.Response:
     """Create a user group."""
     actor = admin_id(request)
@@ -22,6 +24,7 @@ async def create_group(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/groups")
+@documented(GroupsPublic, admin=True)
 async def list_groups(request: web.Request) -> web.Response:
     """List every user group with its members."""
     admin_id(request)
@@ -29,6 +32,7 @@ async def list_groups(request: web.Request) -> web.Response:
 
 
 @routes.get("/admin/groups/{group_id}")
+@documented(GroupPublic, errors={404: "Couldn't find UserGroup with 'id'=..."}, admin=True)
 async def get_group(request: web.Request) -> web.Response:
     """Show one user group with its members."""
     admin_id(request)
@@ -36,6 +40,12 @@ async def get_group(request: web.Request) -> web.Response:
 
 
 @routes.post("/admin/groups/{group_id}/members")
+@documented(
+    GroupPublic,
+    body=GroupMembersAdd,
+    errors={400: "user_ids invalid", 404: "group or user not found"},
+    admin=True,
+)
 async def add_members(request: web.Request) -> web.Response:
     """Put users into a group."""
     actor = admin_id(request)
@@ -45,6 +55,11 @@ async def add_members(request: web.Request) -> web.Response:
 
 
 @routes.delete("/admin/groups/{group_id}/members/{user_id}")
+@documented(
+    GroupPublic,
+    errors={400: "User is not a member of this UserGroup", 404: "group or user not found"},
+    admin=True,
+)
 async def remove_member(request: web.Request) -> web.Response:
     """Take a user out of a group."""
     actor = admin_id(request)

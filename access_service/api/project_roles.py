@@ -6,7 +6,8 @@ from aiohttp import web
 
 from access_service.api.admin import admin_id
 from access_service.api.keys import ROLES_KEY
-from access_service.schemas import ProjectRoleUpdate
+from access_service.schemas import ProjectMember, ProjectRoleUpdate
+from shared.openapi import documented
 from shared.requests import parse_body
 from shared.responses import json_model
 
@@ -22,6 +23,12 @@ def member_of(request: web.Request) -> tuple[str, str, str]:
 
 
 @routes.put(MEMBER)
+@documented(
+    ProjectMember,
+    body=ProjectRoleUpdate,
+    errors={400: "role invalid", 404: "project or user not found"},
+    admin=True,
+)
 async def set_role(request: web.Request) -> web.Response:
     """Give a user a role on a project: owner, editor or viewer."""
     actor = admin_id(request)
@@ -30,6 +37,9 @@ async def set_role(request: web.Request) -> web.Response:
 
 
 @routes.delete(MEMBER)
+@documented(
+    ProjectMember, errors={404: "project or user not found, or the user has no role on it"}, admin=True
+)
 async def remove_role(request: web.Request) -> web.Response:
     """Take a user's role on a project away."""
     actor = admin_id(request)

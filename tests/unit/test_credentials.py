@@ -50,3 +50,10 @@ def test_cache_key_differs_by_secret() -> None:
     a = extract_credentials(headers(Authorization="Basic " + base64.b64encode(b"id:one").decode()))
     b = extract_credentials(headers(Authorization="Basic " + base64.b64encode(b"id:two").decode()))
     assert a.cache_key != b.cache_key
+
+
+def test_two_credentials_at_once_are_refused() -> None:
+    """X-API-KEY next to an Authorization header is 401: a wrong one beside a valid one never passes."""
+    headers = CIMultiDictProxy(CIMultiDict({"X-API-KEY": "hk_a.b", "Authorization": "Bearer not-a-key"}))
+    with pytest.raises(Unauthorized, match="not both"):
+        extract_credentials(headers)
