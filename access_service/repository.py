@@ -204,7 +204,7 @@ class AccessRepository:
                 return None
             return {}, {"$addToSet": {"group_ids": {"$each": [group_id]}}}
 
-        return await self._compare_and_set(self.users, user_id, add, event)
+        return bool(await self._compare_and_set(self.users, user_id, add, event))
 
     async def remove_group_member(self, group_id: int, user_id: int, event: EventEnvelope) -> bool:
         """Take the user out of the group, with its event; False when it was not in it."""
@@ -214,7 +214,7 @@ class AccessRepository:
                 return None
             return {}, {"$pull": {"group_ids": {"$in": [group_id]}}}
 
-        return await self._compare_and_set(self.users, user_id, remove, event)
+        return bool(await self._compare_and_set(self.users, user_id, remove, event))
 
     # --- project roles ----------------------------------------------------------------------------------
 
@@ -231,7 +231,7 @@ class AccessRepository:
                 "$pull": {other: {"$in": [project_id]} for other in others},
             }
 
-        return await self._compare_and_set(self.users, user_id, grant, event)
+        return bool(await self._compare_and_set(self.users, user_id, grant, event))
 
     async def remove_project_role(self, user_id: int, project_id: str, event: EventEnvelope) -> bool:
         """Take the user's role on the project away, with its event; False when it held none."""
@@ -242,7 +242,7 @@ class AccessRepository:
                 return None
             return {}, {"$pull": {field: {"$in": [project_id]} for field in fields}}
 
-        return await self._compare_and_set(self.users, user_id, revoke, event)
+        return bool(await self._compare_and_set(self.users, user_id, revoke, event))
 
     async def _compare_and_set(
         self,
@@ -250,8 +250,9 @@ class AccessRepository:
         document_id: int | str,
         change: Change,
         event: EventEnvelope,
-    ) -> bool:
-        """Apply `change(document)` with its event as a compare-and-set on `version`; False if no change.
+    ) -> int:
+        """Apply `change(document)` with its event as a compare-and-set on `version`: the version written,
+        or 0 when there was nothing to change.
 
         The event carries the version the update writes (`entity_version`), in the same single-document
         update. A lost race re-reads and decides again on the winner's state (which may make this call a
@@ -265,10 +266,10 @@ class AccessRepository:
         while True:
             document = await collection.find_one({"_id": document_id}, _NO_OUTBOX)
             if document is None:
-                return False
+                return 0
             planned = change(document)
             if planned is None:
-                return False
+                return 0
             condition, update = planned
             # None matches a document without the field (one written before versions existed).
             version = document.get(VERSION_FIELD)
@@ -279,7 +280,7 @@ class AccessRepository:
                 with_events(guarded, event.at_entity_version(new_version)),
             )
             if result.modified_count == 1:
-                return True
+                return new_version
             stalls = stalls + 1 if version == seen else 0
             if stalls >= CAS_STALLS:
                 raise Unavailable("this change could not be written, try again")
@@ -309,8 +310,9 @@ class AccessRepository:
                 upsert=True,
             )
 
-    async def set_public(self, collection_id: str, is_public: bool, now: str, event: EventEnvelope) -> bool:
-        """Flip the collection's visibility, with its event; False when it already was so."""
+    async def set_public(self, collection_id: str, is_public: bool, now: str, event: EventEnvelope) -> int:
+        """Flip the collection's visibility, with its event: the access document's new version, 0 when it
+        already was so."""
 
         def flip(access: Document) -> tuple[Document, Document] | None:
             if bool(access.get("is_public")) == is_public:
@@ -331,7 +333,7 @@ class AccessRepository:
                 {"$addToSet": {share_field: {"$each": [member]}}, "$set": {"updated_at": now}},
             )
 
-        return await self._compare_and_set(self.collection_access, collection_id, add, event)
+        return bool(await self._compare_and_set(self.collection_access, collection_id, add, event))
 
     async def unlink(
         self, collection_id: str, field: str, member: int, now: str, event: EventEnvelope
@@ -347,7 +349,7 @@ class AccessRepository:
                 {"$pull": {share_field: {"$in": [member]}}, "$set": {"updated_at": now}},
             )
 
-        return await self._compare_and_set(self.collection_access, collection_id, remove, event)
+        return bool(await self._compare_and_set(self.collection_access, collection_id, remove, event))
 
     async def collections_shared_with(self, user_id: int, group_ids: list[int]) -> list[str]:
         """Ids of collections shared with the user directly, as a guest or through one of its groups."""

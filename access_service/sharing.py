@@ -59,8 +59,12 @@ class CollectionSharing:
             actor=principal.user_id,
             collection_id=collection.collection_id,
         )
-        if not await self.repository.set_public(collection.collection_id, is_public, now, changed):
+        version = await self.repository.set_public(collection.collection_id, is_public, now, changed)
+        if not version:
             raise Invalid(f"Collection is {'public' if is_public else 'private'} already")
+        # catalog's copy of the flag (B's `isPublic`) is current before this answers; the event is the
+        # backstop should catalog not answer now (it applies versions in order either way).
+        await self.collections.show_visibility(collection.collection_id, is_public, version)
         return VisibilityV2(is_public=is_public)
 
     # --- users ------------------------------------------------------------------------------------------

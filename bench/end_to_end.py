@@ -144,6 +144,7 @@ async def run(bench: Bench) -> Section:
             bench.db("catalog_service").name,
             "--write-db",
             fx["floor_db"],
+            secret=bench.stack.internal_secret,
         )
         started.append(handler)
         proxy, proxy_url = await asyncio.to_thread(floor.start, "proxy", logs, "--upstream", handler_url)

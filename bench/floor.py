@@ -1,7 +1,8 @@
 """The floor pipeline: a minimal aiohttp proxy in front of a minimal aiohttp handler.
 
-The handler sends exactly the one MongoDB command catalog_service sends for the same request, to the same
-server, and answers the same shape; the proxy forwards like the gateway does, minus authentication. The
+The handler sends exactly the MongoDB commands catalog_service sends for the same request (one for a read,
+the three of a membership change plus the member listing of dialect A's answer), to the same server, and
+answers the same shape; the proxy forwards like the gateway does, minus authentication. The
 full stack is compared with this: what it spends beyond the floor is what its design costs.
 
     python -m bench.floor handler --port P --mongodb-url URL --read-db DB --write-db DB
@@ -12,26 +13,27 @@ full stack is compared with this: what it spends beyond the floor is what its de
 from __future__ import annotations
 
 import argparse
-import base64
+import os
 import sys
-import uuid
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient
 
-from catalog_service.service import CatalogService
+from catalog_service.member_repository import MemberRepository
+from catalog_service.repository import WITHOUT_MEMBERS
+from catalog_service.service import ListCursors
 from catalog_service.views import dialect_c
 from collections_hub.processes import ManagedProcess, free_port, http_ok
+from shared import event_types as ev
 from shared.clock import timestamp
 
 REPO = str(Path(__file__).resolve().parent.parent)
 
 Document = dict[str, Any]
-WITHOUT_MEMBERS = {"nodes": 0, "assets": 0, "models": 0, "outbox": 0}
-WITH_NODES = {"assets": 0, "models": 0, "outbox": 0}
 MONGO_KEY = web.AppKey("mongo", AsyncMongoClient[Document])
 SESSION_KEY = web.AppKey("session", ClientSession)
 UPSTREAM_KEY = web.AppKey("upstream", str)
@@ -60,10 +62,12 @@ async def list_collections(request: web.Request) -> web.Response:
     """A keyset page: `find` sorted by id after the token's id, one more than the page to know if more."""
     db = request.app[MONGO_KEY][request.app[READ_DB_KEY]]
     page_size = int(request.query.get("pageSize", "10"))
-    selector = owner_selector(int(request.query["owner"]))
+    owner = int(request.query["owner"])
+    selector = owner_selector(owner)
+    # Signed tokens, verified as catalog verifies them (the secret comes from the bench's stack).
+    cursors = ListCursors(os.environ.get("HUB_INTERNAL_SECRET", ""))
     if token := request.query.get("paginationToken"):
-        last = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()[3:]
-        selector = {"$and": [selector, {"_id": {"$gt": last}}]}
+        selector = {"$and": [selector, {"_id": {"$gt": cursors.decode_cursor(owner, token)}}]}
     docs = (
         await db["collections"]
         .find({**selector, "deleted": False}, WITHOUT_MEMBERS, sort=[("_id", 1)], skip=0, limit=page_size + 1)
@@ -71,42 +75,43 @@ async def list_collections(request: web.Request) -> web.Response:
     )
     body: Document = {"collections": [dialect_c(doc) for doc in docs[:page_size]]}
     if len(docs) > page_size:
-        raw = f"c1:{docs[page_size - 1]['_id']}".encode()
-        body["nextPaginationToken"] = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        body["nextPaginationToken"] = cursors.encode_cursor(owner, docs[page_size - 1]["_id"])
     return web.json_response(body)
 
 
 async def add_members(request: web.Request) -> web.Response:
-    """The same `findAndModify` as dialect A's add: `$nin` fast path, the push, counters, one event."""
-    db = request.app[MONGO_KEY][request.app[WRITE_DB_KEY]]
+    """A dialect-A add as catalog makes it: begin, apply, finish (member_repository.py), then the list."""
+    members = MemberRepository(request.app[MONGO_KEY][request.app[WRITE_DB_KEY]])
     ids = list(dict.fromkeys((await request.json())["add"]))
-    now = timestamp()
-    event_id = uuid.uuid4().hex
-    event = {
-        "id": event_id,
-        "type": "catalog.collection.members_added",
-        "version": 1,
-        "occurred_at": now,
-        "actor": 0,
-        "request_id": None,
-        "ids": {"collection_id": request.match_info["cid"]},
-        "data": {"kind": "node", "ids": ids},
-    }
-    # The update document catalog_service builds, plus its outbox entry: one pending entry under a fixed
-    # key, as the real relay removes each entry within milliseconds of the write.
-    update = CatalogService._member_update("nodes", ids, True, now)
-    update["$inc"]["outbox_count"] = 1
-    update["$set"]["outbox.floor"] = event
-    before = await db["collections"].find_one_and_update(
-        {"_id": request.match_info["cid"], "nodes": {"$nin": ids}, "deleted": False},
-        update,
-        projection=WITH_NODES,
-        return_document=ReturnDocument.BEFORE,
+    cid = request.match_info["cid"]
+    change = await members.begin(
+        {"_id": cid},
+        "node",
+        add=True,
+        count=len(ids),
+        actor=0,
+        now_ms=time.time_ns() // 1_000_000,
+        projection=WITHOUT_MEMBERS,
     )
-    if before is None:
+    if change is None:
         raise web.HTTPNotFound
-    members = [*before.get("nodes", []), *ids]
-    return web.json_response({"members": members, "added": len(ids), "total": len(members)})
+    changed = await members.apply(change, ids)
+    event = ev.event(
+        "catalog.collection.members_added",
+        ev.ItemsChanged(kind="node", ids=changed),
+        actor=0,
+        collection_id=cid,
+        project_id=change.collection["project_id"],
+    )
+    await members.finish(
+        change,
+        len(changed),
+        {"$set": {"updated_at": timestamp()}},
+        [event] if changed else [],
+        WITHOUT_MEMBERS,
+    )
+    listed = [item async for _, item in members.item_ids([cid], "node")]
+    return web.json_response({"members": listed, "added": len(changed), "total": len(listed)})
 
 
 def create_handler_app(mongodb_url: str, read_db: str, write_db: str) -> web.Application:
@@ -173,11 +178,13 @@ def create_proxy_app(upstream: str) -> web.Application:
 
 
 # --- starting them as processes (from the benchmark) -----------------------------------------------------
-def start(role: str, log_dir: Path, *args: str) -> tuple[ManagedProcess, str]:
-    """Start one floor process on a free port; return it and its base URL once it answers."""
+def start(role: str, log_dir: Path, *args: str, secret: str = "") -> tuple[ManagedProcess, str]:
+    """Start one floor process on a free port (with the stack's internal secret, to verify its list tokens);
+    return it and its base URL once it answers."""
     port = free_port()
     argv = [sys.executable, "-m", "bench.floor", role, "--port", str(port), *args]
-    proc = ManagedProcess(f"floor-{role}", argv, log_dir / f"floor-{role}.log", env={"PYTHONPATH": REPO})
+    env = {"PYTHONPATH": REPO, "HUB_INTERNAL_SECRET": secret}
+    proc = ManagedProcess(f"floor-{role}", argv, log_dir / f"floor-{role}.log", env=env)
     url = f"http://127.0.0.1:{port}"
     proc.start().wait_until(lambda: http_ok(f"{url}/healthz"), timeout=30)
     return proc, url

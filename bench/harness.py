@@ -184,7 +184,9 @@ class Bench:
     # --- metrics ------------------------------------------------------------------------------------------
     async def metrics_text(self, process: str) -> str:
         """A process's Prometheus exposition."""
-        async with self.http.get(f"{self.url(process)}/metrics") as response:
+        # The gateway's /metrics needs the admin role on its public port (docs/security.md).
+        headers = self.admin.headers() if process == "gateway" and self.admin else {}
+        async with self.http.get(f"{self.url(process)}/metrics", headers=headers) as response:
             return await response.text()
 
     async def mongo_counts(self, process: str) -> dict[tuple[str, str], float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -11,12 +12,15 @@ from aiohttp import web
 from catalog_service.api import dialect_a, dialect_b, dialect_c, internal, registry
 from catalog_service.api.keys import CATALOG_KEY
 from catalog_service.consumers import consume_visibility
+from catalog_service.member_repository import MemberRepository
+from catalog_service.membership import Membership
 from catalog_service.repository import CatalogRepository
 from catalog_service.service import CatalogService, ListCursors
 from catalog_service.settings import CatalogSettings
 from shared.authz import AccessDecisions
 from shared.metrics import METRICS_KEY
 from shared.mongo import create_mongo_client
+from shared.tasks import raise_if_cancelling
 from shared.web import (
     DB_KEY,
     JS_KEY,
@@ -28,7 +32,22 @@ from shared.web import (
     peer,
 )
 
+log = logging.getLogger(__name__)
+
 OUTBOX_COLLECTIONS = ["namespaces", "projects", "datasets", "assets", "models", "collections"]
+
+
+async def recover_forever(membership: Membership, interval: float) -> None:
+    """Finish interrupted membership changes now and then (a failed round is retried the next time)."""
+    while True:
+        raise_if_cancelling()
+        try:
+            await membership.recover_stale()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recovery must outlive a database outage
+            log.warning("member recovery failed, will retry: %s", exc)
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: CatalogSettings) -> web.Application:
@@ -37,12 +56,42 @@ def create_app(settings: CatalogSettings) -> web.Application:
 
     async def catalog_resource(app: web.Application) -> AsyncIterator[None]:
         repository = CatalogRepository(app[DB_KEY])
+        members = MemberRepository(app[DB_KEY])
         await repository.ensure_indexes()
+        await members.ensure_indexes()
         access = AccessDecisions(peer(app, settings.access_url), ttl=settings.decision_cache_ttl_seconds)
-        service = CatalogService(repository, access, ListCursors(settings.internal_secret.get_secret_value()))
-        await service.ensure_personal_namespace()
+        service = CatalogService(
+            repository,
+            members,
+            access,
+            ListCursors(settings.internal_secret.get_secret_value()),
+            stale_after_seconds=settings.member_change_stale_seconds,
+        )
+        await service.projects.ensure_personal_namespace()
+        # Collections written by the layout before member documents move over before the first request.
+        await service.membership.migrate_legacy_layout()
         app[CATALOG_KEY] = service
         yield
+
+    async def recovery_resource(app: web.Application) -> AsyncIterator[None]:
+        # Finishes membership changes a crash interrupted, on a client of its own (counted apart).
+        client = create_mongo_client(settings, app[METRICS_KEY], label="recovery")
+        db = client[settings.mongo_database]
+        catalog = app[CATALOG_KEY]
+        membership = Membership(
+            MemberRepository(db),
+            catalog.lookup,
+            catalog.items,
+            stale_after_seconds=settings.member_change_stale_seconds,
+        )
+        task = asyncio.create_task(
+            recover_forever(membership, settings.member_recovery_interval_seconds), name="member-recovery"
+        )
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.close()
 
     async def visibility_resource(app: web.Application) -> AsyncIterator[None]:
         # Its own client, so its commands are not counted as the request path's.
@@ -67,6 +116,7 @@ def create_app(settings: CatalogSettings) -> web.Application:
             catalog_resource,
             outbox_relay_resource(OUTBOX_COLLECTIONS),
             visibility_resource,
+            recovery_resource,
         ]
     )
     for module in (registry, dialect_a, dialect_b, dialect_c, internal):

@@ -17,9 +17,9 @@ from shared.outbox import ensure_outbox_index, new_document_outbox, with_events
 
 ItemKind = Literal["asset", "model"]
 
-# What each read needs; never the whole member arrays unless the answer shows them.
-WITHOUT_MEMBERS = {"nodes": 0, "assets": 0, "models": 0, "outbox": 0}
-WITH_NODES = {"assets": 0, "models": 0, "outbox": 0}
+# A collection as the answers show it: members live in their own documents (member_repository.py); the
+# arrays of the layout before them are never read, and neither are pending events or pending changes.
+WITHOUT_MEMBERS = {"nodes": 0, "assets": 0, "models": 0, "outbox": 0, "member_ops": 0}
 # The newest access_service entity version whose visibility event set `is_public` (0: none yet).
 VISIBILITY_VERSION = "visibility_version"
 
@@ -134,6 +134,18 @@ class CatalogRepository:
         """One live collection by id."""
         return await self.collections.find_one({"_id": collection_id, "deleted": False}, projection)
 
+    async def collection_any(self, collection_id: str, projection: dict[str, int]) -> Document | None:
+        """One collection by id, deleted or not."""
+        return await self.collections.find_one({"_id": collection_id}, projection)
+
+    async def collection_named(
+        self, collection_id: str, name: str, projection: dict[str, int]
+    ) -> Document | None:
+        """One live collection by id, if it still has this name."""
+        return await self.collections.find_one(
+            {"_id": collection_id, "name": name, "deleted": False}, projection
+        )
+
     async def collection_by_name(self, name_key: str, projection: dict[str, int]) -> Document | None:
         """One live collection by its project-scoped name key."""
         return await self.collections.find_one({"name_key": name_key, "deleted": False}, projection)
@@ -162,6 +174,20 @@ class CatalogRepository:
             projection=projection,
             return_document=ReturnDocument.BEFORE if before else ReturnDocument.AFTER,
         )
+
+    async def set_thumbnail(
+        self, collection_id: str, expected: str | None, thumbnail: Document | None, event: EventEnvelope
+    ) -> bool:
+        """Show `thumbnail` (None: none) if the thumbnail shows `expected` (None: none), with its event."""
+        selector: Document = (
+            {"_id": collection_id, "thumbnail": None}
+            if expected is None
+            else {"_id": collection_id, "thumbnail.asset_id": expected}
+        )
+        result = await self.collections.update_one(
+            selector, with_events({"$set": {"thumbnail": thumbnail}}, event)
+        )
+        return result.modified_count == 1
 
     async def find_collections(
         self,

@@ -6,6 +6,7 @@ import unicodedata
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 MAX_IDS_PER_CALL = 49  # dialect C's documented limit for assets/models per call
 MAX_MEMBERS_PER_CALL = 10_000  # dialect A: a bound on one request's member list
@@ -131,9 +132,9 @@ class ListQueryA(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    page: int = Field(default=1, ge=1, le=1_000_000)
-    pageSize: int = Field(default=50, ge=1, le=200)  # noqa: N815
-    datasetId: ItemId | None = None  # noqa: N815
+    page: int = Field(default=1, ge=1, le=1_000_000, description="Page number (1-based)")
+    pageSize: int = Field(default=50, ge=1, le=200, description="Items per page (max 200)")  # noqa: N815
+    datasetId: ItemId | None = Field(default=None, description="Filter by parent dataset")  # noqa: N815
 
 
 class MembersAdd(Strict):
@@ -218,5 +219,185 @@ class ListQueryC(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    pageSize: int = Field(default=10, ge=1, le=100)  # noqa: N815
-    paginationToken: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None  # noqa: N815
+    pageSize: int = Field(default=10, ge=1, le=100, description="Collections per page (1-100)")  # noqa: N815
+    paginationToken: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(  # noqa: N815
+        default=None, description="The `nextPaginationToken` of the previous page"
+    )
+
+
+# --- answers (what catalog_service.views builds; the OpenAPI documents describe them) ---------------------
+class Answer(BaseModel):
+    """An answer's fields, exactly: a response carrying anything else breaks its description."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CollectionPublicA(Answer):
+    """A collection in dialect A."""
+
+    id: str
+    name: str
+    description: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    members: list[str]
+    datasetId: str | None  # noqa: N815
+    projectId: str  # noqa: N815
+    createdAt: str  # noqa: N815
+    updatedAt: str  # noqa: N815
+
+
+class CollectionPageA(Answer):
+    """`GET .../collections`: one numbered page and the totals."""
+
+    collections: list[CollectionPublicA]
+    page: int
+    pageSize: int  # noqa: N815
+    total: int
+    totalPages: int  # noqa: N815
+
+
+class MembersAddedA(Answer):
+    """`POST .../members`: the members after the call, how many were new, how many there are."""
+
+    members: list[str]
+    added: int
+    total: int
+
+
+class MembersRemovedA(Answer):
+    """`DELETE .../members`: the members left, how many were removed, how many there are."""
+
+    members: list[str]
+    removed: int
+    total: int
+
+
+class DeletedA(Answer):
+    """`DELETE .../collections/:name`."""
+
+    success: bool
+
+
+class DatasetPublic(Answer):
+    """A dataset of a project."""
+
+    id: str
+    name: str
+    projectId: str  # noqa: N815
+    createdAt: str  # noqa: N815
+
+
+class CollectionPublicB(Answer):
+    """A collection in dialect B, as document 002 shows it."""
+
+    id: str
+    title: str
+    description: str | None
+    category: str | None
+    tags: list[str]
+    owner: str | None
+    media_type: str
+    isPublic: bool  # noqa: N815
+    created_date: str
+    modification_date: str
+    original_title: str
+
+
+class CollectionEnvelopeB(Answer):
+    """`{"collection": {...}}`."""
+
+    collection: CollectionPublicB
+
+
+class CollectionIdsB(Answer):
+    """`GET /api/v2/collections`: the ids of the collections the caller may see."""
+
+    collections: list[str]
+
+
+class DeletedB(Answer):
+    """`DELETE /api/v2/collections/:collection_id`."""
+
+    collection: bool
+
+
+class MessageB(Answer):
+    """`{"message": "..."}`: the answer to adding or removing an asset."""
+
+    message: str
+
+
+class ThumbnailPublicC(Answer):
+    """The collection's thumbnail: one of its assets, and that asset's url when it has one."""
+
+    assetId: str  # noqa: N815
+    url: str | SkipJsonSchema[None] = Field(default=None, description="absent when the asset has no url")
+
+
+class CollectionPublicC(Answer):
+    """A collection in dialect C (document 003's `Collection`)."""
+
+    id: str
+    name: str
+    ownerId: str  # noqa: N815
+    assetCount: int  # noqa: N815
+    modelCount: int  # noqa: N815
+    itemCount: int  # noqa: N815
+    createdAt: str  # noqa: N815
+    updatedAt: str  # noqa: N815
+    thumbnail: ThumbnailPublicC | SkipJsonSchema[None] = Field(default=None, description="absent when none")
+
+
+class CollectionEnvelopeC(Answer):
+    """`{"collection": {...}}`."""
+
+    collection: CollectionPublicC
+
+
+class CollectionPageC(Answer):
+    """`GET /v1/collections`: a page, and the token of the next one (absent on the last page)."""
+
+    collections: list[CollectionPublicC]
+    nextPaginationToken: str | SkipJsonSchema[None] = Field(  # noqa: N815
+        default=None, description="absent on the last page"
+    )
+
+
+class Empty(Answer):
+    """`{}`: the answer to a delete in dialect C and the registry."""
+
+
+class ItemPublic(Answer):
+    """An asset or model of the registry (`url` only on assets that have one)."""
+
+    id: str
+    name: str
+    ownerId: str  # noqa: N815
+    createdAt: str  # noqa: N815
+    url: str | SkipJsonSchema[None] = Field(default=None, description="absent when none")
+
+
+class NamespacePublic(Answer):
+    """A namespace."""
+
+    slug: str
+    name: str | None
+    createdAt: str  # noqa: N815
+
+
+class ProjectPublic(Answer):
+    """A project of a namespace."""
+
+    id: str
+    namespace: str
+    slug: str
+    name: str | None
+    createdAt: str  # noqa: N815
+
+
+class VisibilityShown(Strict):
+    """`POST /internal/collections/{id}/visibility`: access_service's flag at its document's version."""
+
+    is_public: bool
+    version: Annotated[int, Field(ge=1)]

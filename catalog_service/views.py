@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from shared.mongo import Document
 
 
-def dialect_a(doc: Document) -> dict[str, Any]:
-    """Dialect A: id, name, members (node ids), datasetId, projectId, and the descriptive fields."""
+def dialect_a(doc: Document, members: AsyncIterator[str] | list[str]) -> dict[str, Any]:
+    """Dialect A: id, name, members (node ids, streamed), datasetId, projectId, and the descriptive fields."""
     return {
         "id": doc["_id"],
         "name": doc["name"],
         "description": doc.get("description"),
         "tags": doc.get("tags", []),
         "metadata": doc.get("metadata", {}),
-        "members": doc.get("nodes", []),
+        "members": members,
         "datasetId": doc.get("dataset_id"),
         "projectId": doc["project_id"],
         "createdAt": doc["created_at"],

@@ -9,12 +9,14 @@ from yarl import URL
 
 from shared.errors import NotFound, Unavailable
 from shared.logs import request_id_var
+from shared.metrics import count_upstream_failure
 from shared.principal import Principal, forwarded_headers
 
 log = logging.getLogger(__name__)
 
 # Only what services need travels inward; credentials never leave the gateway.
 FORWARDED_REQUEST_HEADERS = ("Content-Type", "Accept")
+STREAM_CHUNK = 64 * 1024
 
 
 async def forward(
@@ -25,7 +27,7 @@ async def forward(
     *,
     principal: Principal,
     secret: str,
-) -> web.Response:
+) -> web.StreamResponse:
     """Send the request on, its path byte for byte as checked, with the principal in forwarding headers;
     relay status, body and content type."""
     body = await request.read() if request.body_exists else None
@@ -42,15 +44,22 @@ async def forward(
             headers=headers,
             allow_redirects=False,
         ) as upstream:
-            payload = await upstream.read()
-            content_type = upstream.headers.get("Content-Type", "application/json")
-            status = upstream.status
+            relayed = {"Content-Type": upstream.headers.get("Content-Type", "application/json")}
+            if (allow := upstream.headers.get("Allow")) is not None:
+                relayed["Allow"] = allow  # a 405's list of the methods the route has
+            if upstream.content_length is not None:
+                return web.Response(body=await upstream.read(), status=upstream.status, headers=relayed)
+            # A streamed answer (dialect A's members) is passed on as it comes, never held whole here.
+            streamed = web.StreamResponse(status=upstream.status, headers=relayed)
+            await streamed.prepare(request)
+            async for chunk in upstream.content.iter_chunked(STREAM_CHUNK):
+                await streamed.write(chunk)
+            await streamed.write_eof()
+            return streamed
     except (ClientError, TimeoutError) as exc:
         log.warning("upstream %s failed: %r", base_url, exc)
+        count_upstream_failure(base_url)
         raise Unavailable("service unavailable") from exc
-    response = web.Response(body=payload, status=status)
-    response.headers["Content-Type"] = content_type
-    return response
 
 
 def no_route() -> NotFound:

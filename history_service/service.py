@@ -191,6 +191,7 @@ def record_of(incoming: Incoming, seq: int, context: RenderContext) -> Document:
         "seq": seq,
         "type": envelope.type,
         "version": envelope.version,
+        "entity_version": envelope.entity_version,
         "event_type": catalogue.history_name(envelope.type),
         "collection_id": collection_id_of(envelope),
         "user_id": envelope.actor if envelope.actor is not None else 0,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.errors import Unavailable
 from shared.internal import InternalClient
+from shared.metrics import count_cache_lookup
 from shared.principal import Principal
 
 
@@ -93,6 +94,7 @@ class AccessDecisions:
         key = (principal.user_id, collection)
         now = time.monotonic()
         cached = self._cache.get(key)
+        count_cache_lookup("access_decisions", hit=cached is not None and cached[0] > now)
         if cached is not None and cached[0] > now:
             return cached[1]
         query = PermissionsQuery(user_id=principal.user_id, collection=collection)
@@ -100,9 +102,11 @@ class AccessDecisions:
         if status != 200:
             raise Unavailable("access decision unavailable")
         permissions = Permissions.model_validate(body)
-        if len(self._cache) > 50_000:
-            self._cache.clear()
-        self._cache[key] = (now + self._ttl, permissions)
+        # Only an allow is kept: a grant must show on the very next request, a revocation within the TTL.
+        if permissions.read:
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[key] = (now + self._ttl, permissions)
         return permissions
 
     async def project_role(self, principal: Principal, project_id: str) -> ProjectRole:

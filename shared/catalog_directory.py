@@ -6,6 +6,7 @@ history page needs: a project's id by its slugs, and a live collection's owner, 
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -15,6 +16,7 @@ from shared.authz import CollectionRef
 from shared.errors import Unavailable
 from shared.internal import InternalClient
 
+log = logging.getLogger(__name__)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 EntityId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
@@ -62,6 +64,10 @@ class CollectionDirectory(Protocol):
         """The collection with that name in that project, or None."""
         ...
 
+    async def show_visibility(self, collection_id: str, is_public: bool, version: int) -> None:
+        """Tell catalog a collection's new public flag at this access version (best effort)."""
+        ...
+
 
 def _path(*segments: str) -> str:
     """Percent-encoded path segments, so a `/` or `?` in one cannot change the path."""
@@ -88,6 +94,19 @@ class CatalogDirectory:
         return await self._get(
             f"/internal/collections/by-name/{_path(namespace, project, name)}", CollectionInfo
         )
+
+    async def show_visibility(self, collection_id: str, is_public: bool, version: int) -> None:
+        """`POST /internal/collections/{id}/visibility`; a failure is logged (the event carries it too)."""
+        try:
+            status, _ = await self._client.request(
+                "POST",
+                f"/internal/collections/{_path(collection_id)}/visibility",
+                json={"is_public": is_public, "version": version},
+            )
+        except Unavailable:
+            status = 503
+        if status != 200:
+            log.warning("catalog did not take a visibility change now: %s", status)
 
     async def _get(self, path: str, model: type[ModelT]) -> ModelT | None:
         """A 200 answer as `model`, None for 404; anything else means catalog cannot answer now (503)."""

@@ -10,18 +10,25 @@ from aiohttp import web
 
 from catalog_service import views
 from catalog_service.api.keys import CATALOG_KEY
-from catalog_service.repository import WITH_NODES
 from catalog_service.schemas import (
     CollectionCreateA,
+    CollectionPageA,
+    CollectionPublicA,
     CollectionUpdateA,
     DatasetCreate,
+    DatasetPublic,
+    DeletedA,
     ListQueryA,
     MembersAdd,
+    MembersAddedA,
     MembersRemove,
+    MembersRemovedA,
 )
-from catalog_service.service import CatalogService, apply_counts
+from catalog_service.service import CatalogService
+from catalog_service.streaming import Counted, grouped, stream_json
 from shared.errors import Invalid
 from shared.mongo import Document
+from shared.openapi import documented
 from shared.principal import require_principal
 from shared.requests import parse_body, parse_query, read_json, validate
 
@@ -33,7 +40,7 @@ BASE = "/namespaces/{slug}/projects/{project}"
 async def project_of(request: web.Request) -> tuple[CatalogService, Document]:
     """The catalog service and the project the path names (404 for a missing namespace or project)."""
     catalog = request.app[CATALOG_KEY]
-    return catalog, await catalog.project_for(
+    return catalog, await catalog.projects.project_for(
         require_principal(request), request.match_info["slug"], request.match_info["project"]
     )
 
@@ -41,16 +48,25 @@ async def project_of(request: web.Request) -> tuple[CatalogService, Document]:
 async def by_name(request: web.Request, operation: Callable[[str, str], Awaitable[T]]) -> T:
     """Run `operation(collection_id, name)` on the collection the path names (re-resolving a stale name)."""
     catalog, project = await project_of(request)
-    return await catalog.by_name(project["_id"], request.match_info["name"], operation)
+    return await catalog.lookup.by_name(project["_id"], request.match_info["name"], operation)
 
 
 @routes.post(f"{BASE}/datasets")
+@documented(
+    DatasetPublic,
+    status=201,
+    body=DatasetCreate,
+    errors={
+        400: "name missing or invalid",
+        404: "namespace or project not found",
+    },
+)
 async def create_dataset(request: web.Request) -> web.Response:
     """Create a dataset in the project."""
     data = await parse_body(request, DatasetCreate)
     catalog = request.app[CATALOG_KEY]
     principal = require_principal(request)
-    doc = await catalog.create_dataset(
+    doc = await catalog.projects.create_dataset(
         principal, request.match_info["slug"], request.match_info["project"], data.name
     )
     return web.json_response(
@@ -65,13 +81,23 @@ async def create_dataset(request: web.Request) -> web.Response:
 
 
 @routes.post(f"{BASE}/collections")
-async def create(request: web.Request) -> web.Response:
+@documented(
+    CollectionPublicA,
+    status=201,
+    body=CollectionCreateA,
+    errors={
+        400: "name missing, or a field invalid",
+        404: "namespace, project or dataset not found",
+        409: "collection name already exists in this project",
+    },
+)
+async def create(request: web.Request) -> web.StreamResponse:
     """Create a collection: 201; 400 name missing; 404 namespace/project/dataset; 409 name taken."""
     data = await parse_body(request, CollectionCreateA)
     catalog, project = await project_of(request)
     principal = require_principal(request)
-    await catalog.require_project_writer(principal, project)
-    doc = await catalog.create(
+    await catalog.projects.require_project_writer(principal, project)
+    doc = await catalog.collections.create(
         principal,
         project["_id"],
         name=data.name,
@@ -82,42 +108,71 @@ async def create(request: web.Request) -> web.Response:
         dataset_id=data.datasetId,
         nodes=data.members,
     )
-    return web.json_response(views.dialect_a(doc), status=201)
+    if not data.members:
+        return web.json_response(views.dialect_a(doc, []), status=201)
+    return await stream_json(request, with_members(catalog, doc), status=201)
 
 
 @routes.get(f"{BASE}/collections")
-async def list_collections(request: web.Request) -> web.Response:
+@documented(
+    CollectionPageA,
+    query=ListQueryA,
+    errors={
+        400: "page, pageSize or datasetId out of range",
+        404: "namespace or project not found",
+    },
+)
+async def list_collections(request: web.Request) -> web.StreamResponse:
     """A page of the project's collections (optionally of one dataset), with totals."""
     query = parse_query(request, ListQueryA)
     catalog, project = await project_of(request)
-    docs, total = await catalog.list_in_project(
+    docs, total = await catalog.collections.list_in_project(
         require_principal(request),
         project["_id"],
         page=query.page,
         page_size=query.pageSize,
         dataset_id=query.datasetId,
     )
-    return web.json_response(
+    # One query streams the members of the whole page, collection after collection.
+    members = grouped(catalog.membership.item_ids([doc["_id"] for doc in docs], "node")) if docs else None
+    return await stream_json(
+        request,
         {
-            "collections": [views.dialect_a(doc) for doc in docs],
+            "collections": [views.dialect_a(doc, members(doc["_id"]) if members else []) for doc in docs],
             "page": query.page,
             "pageSize": query.pageSize,
             "total": total,
             "totalPages": math.ceil(total / query.pageSize),
-        }
+        },
     )
 
 
 @routes.get(f"{BASE}/collections/{{name}}")
-async def get(request: web.Request) -> web.Response:
-    """One collection with its members."""
+@documented(
+    CollectionPublicA,
+    errors={404: "collection, namespace or project not found"},
+)
+async def get(request: web.Request) -> web.StreamResponse:
+    """One collection with its members (streamed: a million members never sit in memory)."""
     catalog, project = await project_of(request)
-    doc = await catalog.get_by_name(require_principal(request), project["_id"], request.match_info["name"])
-    return web.json_response(views.dialect_a(doc))
+    doc = await catalog.collections.get_by_name(
+        require_principal(request), project["_id"], request.match_info["name"]
+    )
+    return await stream_json(request, with_members(catalog, doc))
 
 
 @routes.patch(f"{BASE}/collections/{{name}}")
-async def update(request: web.Request) -> web.Response:
+@documented(
+    CollectionPublicA,
+    body=CollectionUpdateA,
+    errors={
+        400: "nothing to update, or a field invalid",
+        403: "the caller may read the collection but not change it",
+        404: "collection, namespace, project or dataset not found",
+        409: "the new name is taken in this project",
+    },
+)
+async def update(request: web.Request) -> web.StreamResponse:
     """Change name, description, tags, metadata, dataset (or null) and/or replace the members."""
     body = await read_json(request)
     data = validate(CollectionUpdateA, body)
@@ -130,46 +185,77 @@ async def update(request: web.Request) -> web.Response:
     catalog, principal = request.app[CATALOG_KEY], require_principal(request)
     doc = await by_name(
         request,
-        lambda cid, name: catalog.update(
-            principal, cid, changes, expected_name=name, unique_name=True, projection=WITH_NODES
+        lambda cid, name: catalog.collections.update(
+            principal, cid, changes, expected_name=name, unique_name=True
         ),
     )
-    return web.json_response(views.dialect_a(doc))
+    return await stream_json(request, with_members(catalog, doc))
 
 
 @routes.delete(f"{BASE}/collections/{{name}}")
+@documented(
+    DeletedA,
+    errors={
+        403: "the caller may read the collection but not change it",
+        404: "collection, namespace or project not found",
+    },
+)
 async def delete(request: web.Request) -> web.Response:
     """Soft-delete the collection."""
     catalog, principal = request.app[CATALOG_KEY], require_principal(request)
-    await by_name(request, lambda cid, name: catalog.delete(principal, cid, expected_name=name))
+    await by_name(request, lambda cid, name: catalog.collections.delete(principal, cid, expected_name=name))
     return web.json_response({"success": True})
 
 
-async def change_nodes(request: web.Request, key: str, *, add: bool) -> tuple[list[str], int]:
-    """Add or remove the body's node ids (under `key`): the members after it, and how many changed."""
+def with_members(catalog: CatalogService, doc: Document) -> dict[str, object]:
+    """The A view of a collection, its members streamed from their documents."""
+    return views.dialect_a(doc, catalog.membership.items_of(doc["_id"], "node"))
+
+
+async def change_nodes(request: web.Request, key: str, *, add: bool) -> web.StreamResponse:
+    """Add or remove the body's node ids (under `key`); answer the members after it, how many changed
+    (as `added` or `removed`) and the total."""
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get(key), list) or not body[key]:
         raise Invalid(f"{key} must be a non-empty array of node ids")
     ids: list[str] = getattr(validate(MembersAdd if add else MembersRemove, body), key)
     catalog, principal = request.app[CATALOG_KEY], require_principal(request)
-    before, changed = await by_name(
+    doc, changed = await by_name(
         request,
-        lambda cid, name: catalog.change_members(
-            principal, cid, "nodes", ids, add=add, expected_name=name, projection=WITH_NODES
-        ),
+        lambda cid, name: catalog.membership.change(principal, cid, "node", ids, add=add, expected_name=name),
     )
-    return apply_counts(before, "nodes", changed, add)["nodes"], len(changed)
+    members = Counted(catalog.membership.items_of(doc["_id"], "node"))
+    counted = "added" if add else "removed"
+    return await stream_json(
+        request, {"members": members, counted: len(changed), "total": lambda: members.count}
+    )
 
 
 @routes.post(f"{BASE}/collections/{{name}}/members")
-async def add_members(request: web.Request) -> web.Response:
+@documented(
+    MembersAddedA,
+    body=MembersAdd,
+    errors={
+        400: "add is empty or not an array",
+        403: "the caller may read the collection but not change it",
+        404: "collection, namespace or project not found",
+    },
+)
+async def add_members(request: web.Request) -> web.StreamResponse:
     """Merge node ids into the members, deduplicated: the members, how many were added, the total."""
-    members, added = await change_nodes(request, "add", add=True)
-    return web.json_response({"members": members, "added": added, "total": len(members)})
+    return await change_nodes(request, "add", add=True)
 
 
 @routes.delete(f"{BASE}/collections/{{name}}/members")
-async def remove_members(request: web.Request) -> web.Response:
+@documented(
+    MembersRemovedA,
+    body=MembersRemove,
+    errors={
+        400: "remove is empty or not an array",
+        403: "the caller may read the collection but not change it",
+        404: "collection, namespace or project not found",
+    },
+)
+async def remove_members(request: web.Request) -> web.StreamResponse:
     """Remove node ids: the members left, how many were removed, the total."""
-    members, removed = await change_nodes(request, "remove", add=False)
-    return web.json_response({"members": members, "removed": removed, "total": len(members)})
+    return await change_nodes(request, "remove", add=False)

@@ -6,8 +6,17 @@ from aiohttp import web
 
 from catalog_service import views
 from catalog_service.api.keys import CATALOG_KEY
-from catalog_service.schemas import AssetRefB, CollectionCreateB, CollectionUpdateB
+from catalog_service.schemas import (
+    AssetRefB,
+    CollectionCreateB,
+    CollectionEnvelopeB,
+    CollectionIdsB,
+    CollectionUpdateB,
+    DeletedB,
+    MessageB,
+)
 from shared.errors import Invalid
+from shared.openapi import documented
 from shared.principal import require_principal
 from shared.requests import parse_body
 
@@ -22,21 +31,27 @@ def check_title(title: str | None) -> None:
 
 
 @routes.get("/api/v2/collections")
+@documented(CollectionIdsB)
 async def list_ids(request: web.Request) -> web.Response:
     """Ids of the collections the caller may see."""
-    ids = await request.app[CATALOG_KEY].visible_ids(require_principal(request))
+    ids = await request.app[CATALOG_KEY].collections.visible_ids(require_principal(request))
     return web.json_response({"collections": ids})
 
 
 @routes.post("/api/v2/collections")
+@documented(
+    CollectionEnvelopeB,
+    body=CollectionCreateB,
+    errors={400: "Title is too long (maximum is 255 characters)", 422: "Missing parameters"},
+)
 async def create(request: web.Request) -> web.Response:
     """Create a collection in the caller's personal project (200, as the document shows)."""
     data = await parse_body(request, CollectionCreateB)
     check_title(data.title)
     catalog, principal = request.app[CATALOG_KEY], require_principal(request)
-    doc = await catalog.create(
+    doc = await catalog.collections.create(
         principal,
-        await catalog.personal_project(principal),
+        await catalog.projects.personal_project(principal),
         name=data.title,
         unique_name=False,
         description=data.description,
@@ -47,13 +62,26 @@ async def create(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v2/collections/{collection_id}")
+@documented(CollectionEnvelopeB, errors={404: "collection not found"})
 async def get(request: web.Request) -> web.Response:
     """One collection."""
-    doc = await request.app[CATALOG_KEY].get(require_principal(request), request.match_info["collection_id"])
+    doc = await request.app[CATALOG_KEY].collections.get(
+        require_principal(request), request.match_info["collection_id"]
+    )
     return web.json_response({"collection": views.dialect_b(doc)})
 
 
 @routes.put("/api/v2/collections/{collection_id}")
+@documented(
+    CollectionEnvelopeB,
+    body=CollectionUpdateB,
+    errors={
+        400: "Title is too long (maximum is 255 characters)",
+        403: "the caller may read the collection but not change it",
+        404: "collection not found",
+        422: "Missing parameters",
+    },
+)
 async def update(request: web.Request) -> web.Response:
     """Update title, description, category and/or tags."""
     data = await parse_body(request, CollectionUpdateB)
@@ -64,35 +92,63 @@ async def update(request: web.Request) -> web.Response:
     catalog, principal = request.app[CATALOG_KEY], require_principal(request)
     collection_id = request.match_info["collection_id"]
     doc = (
-        await catalog.update(principal, collection_id, changes)
+        await catalog.collections.update(principal, collection_id, changes)
         if changes
-        else await catalog.get(principal, collection_id)
+        else await catalog.collections.get(principal, collection_id)
     )
     return web.json_response({"collection": views.dialect_b(doc)})
 
 
 @routes.delete("/api/v2/collections/{collection_id}")
+@documented(
+    DeletedB,
+    errors={403: "the caller may read the collection but not change it", 404: "collection not found"},
+)
 async def delete(request: web.Request) -> web.Response:
     """Delete the collection."""
-    await request.app[CATALOG_KEY].delete(require_principal(request), request.match_info["collection_id"])
+    await request.app[CATALOG_KEY].collections.delete(
+        require_principal(request), request.match_info["collection_id"]
+    )
     return web.json_response({"collection": True})
 
 
 @routes.post("/api/v2/collections/{collection_id}/assets")
+@documented(
+    MessageB,
+    body=AssetRefB,
+    errors={
+        400: "asset not found",
+        403: "the caller may read the collection but not change it",
+        404: "collection not found",
+        409: "the collection is changing too fast; try again",
+        422: "Missing parameters",
+    },
+)
 async def add_asset(request: web.Request) -> web.Response:
     """Add a registered asset (400 `asset not found` for an unknown one)."""
     data = await parse_body(request, AssetRefB)
-    await request.app[CATALOG_KEY].link_items(
+    await request.app[CATALOG_KEY].membership.link_items(
         require_principal(request), request.match_info["collection_id"], "asset", [data.asset_id], add=True
     )
     return web.json_response({"message": "asset successfully added to collection"})
 
 
 @routes.delete("/api/v2/collections/{collection_id}/assets")
+@documented(
+    MessageB,
+    body=AssetRefB,
+    errors={
+        400: "asset not found",
+        403: "the caller may read the collection but not change it",
+        404: "collection not found",
+        409: "the collection is changing too fast; try again",
+        422: "Missing parameters",
+    },
+)
 async def remove_asset(request: web.Request) -> web.Response:
     """Remove an asset (400 `asset not found` for an unknown one)."""
     data = await parse_body(request, AssetRefB)
-    await request.app[CATALOG_KEY].link_items(
+    await request.app[CATALOG_KEY].membership.link_items(
         require_principal(request), request.match_info["collection_id"], "asset", [data.asset_id], add=False
     )
     return web.json_response({"message": "asset successfully removed from collection"})

@@ -12,10 +12,14 @@ from catalog_service.repository import ItemKind
 from catalog_service.schemas import (
     AssetIdsC,
     CollectionCreateC,
+    CollectionEnvelopeC,
+    CollectionPageC,
     CollectionUpdateC,
+    Empty,
     ListQueryC,
     ModelIdsC,
 )
+from shared.openapi import documented
 from shared.principal import require_principal
 from shared.requests import parse_body, parse_query
 
@@ -30,10 +34,15 @@ def collection(doc: dict[str, object]) -> web.Response:
 
 
 @routes.get(BASE)
+@documented(
+    CollectionPageC,
+    query=ListQueryC,
+    errors={400: "pageSize out of range, or a paginationToken we did not issue"},
+)
 async def list_collections(request: web.Request) -> web.Response:
     """A keyset page; `nextPaginationToken` continues it (absent on the last page)."""
     query = parse_query(request, ListQueryC)
-    docs, token = await request.app[CATALOG_KEY].list_visible(
+    docs, token = await request.app[CATALOG_KEY].collections.list_visible(
         require_principal(request), page_size=query.pageSize, token=query.paginationToken
     )
     body: dict[str, object] = {"collections": [views.dialect_c(doc) for doc in docs]}
@@ -43,29 +52,42 @@ async def list_collections(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE)
+@documented(CollectionEnvelopeC, body=CollectionCreateC, errors={400: "name missing or invalid"})
 async def create(request: web.Request) -> web.Response:
     """Create a collection in the caller's personal project."""
     data = await parse_body(request, CollectionCreateC)
     catalog, principal = request.app[CATALOG_KEY], require_principal(request)
-    doc = await catalog.create(
-        principal, await catalog.personal_project(principal), name=data.name, unique_name=False
+    doc = await catalog.collections.create(
+        principal, await catalog.projects.personal_project(principal), name=data.name, unique_name=False
     )
     return collection(doc)
 
 
 @routes.get(f"{BASE}/{{collection_id}}")
+@documented(CollectionEnvelopeC, errors={404: "collection not found"})
 async def retrieve(request: web.Request) -> web.Response:
     """One collection."""
     return collection(
-        await request.app[CATALOG_KEY].get(require_principal(request), request.match_info["collection_id"])
+        await request.app[CATALOG_KEY].collections.get(
+            require_principal(request), request.match_info["collection_id"]
+        )
     )
 
 
 @routes.put(f"{BASE}/{{collection_id}}")
+@documented(
+    CollectionEnvelopeC,
+    body=CollectionUpdateC,
+    errors={
+        400: "a field invalid, or the thumbnail is not one of its assets",
+        403: "the caller may read the collection but not change it",
+        404: "collection not found",
+    },
+)
 async def update(request: web.Request) -> web.Response:
     """Rename and/or choose the thumbnail."""
     data = await parse_body(request, CollectionUpdateC)
-    doc = await request.app[CATALOG_KEY].update_c(
+    doc = await request.app[CATALOG_KEY].collections.update_c(
         require_principal(request),
         request.match_info["collection_id"],
         data.name,
@@ -75,9 +97,14 @@ async def update(request: web.Request) -> web.Response:
 
 
 @routes.delete(f"{BASE}/{{collection_id}}")
+@documented(
+    Empty, errors={403: "the caller may read the collection but not change it", 404: "collection not found"}
+)
 async def delete(request: web.Request) -> web.Response:
     """Delete the collection."""
-    await request.app[CATALOG_KEY].delete(require_principal(request), request.match_info["collection_id"])
+    await request.app[CATALOG_KEY].collections.delete(
+        require_principal(request), request.match_info["collection_id"]
+    )
     return web.json_response({})
 
 
@@ -87,7 +114,7 @@ def link_handler(kind: ItemKind, *, add: bool) -> Handler:
 
     async def handler(request: web.Request) -> web.Response:
         data = await parse_body(request, schema)
-        doc = await request.app[CATALOG_KEY].link_items(
+        doc = await request.app[CATALOG_KEY].membership.link_items(
             require_principal(request),
             request.match_info["collection_id"],
             kind,
@@ -97,7 +124,13 @@ def link_handler(kind: ItemKind, *, add: bool) -> Handler:
         return collection(doc)
 
     handler.__doc__ = f"{'Add' if add else 'Remove'} up to 49 {kind}s."
-    return handler
+    errors = {
+        400: f"1 to 49 ids, each a registered {kind}",
+        403: "the caller may read the collection but not change it",
+        404: "collection not found",
+        409: "the collection is changing too fast; try again",
+    }
+    return documented(CollectionEnvelopeC, body=schema, errors=errors)(handler)
 
 
 ITEM_KINDS: tuple[ItemKind, ...] = ("asset", "model")

@@ -7,7 +7,16 @@ from aiohttp import web
 from catalog_service import views
 from catalog_service.api.keys import CATALOG_KEY
 from catalog_service.repository import ItemKind
-from catalog_service.schemas import ItemCreate, NamespaceCreate, ProjectCreate
+from catalog_service.schemas import (
+    Empty,
+    ItemCreate,
+    ItemPublic,
+    NamespaceCreate,
+    NamespacePublic,
+    ProjectCreate,
+    ProjectPublic,
+)
+from shared.openapi import documented
 from shared.principal import require_principal
 from shared.requests import parse_body
 
@@ -15,20 +24,36 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/admin/namespaces")
+@documented(
+    NamespacePublic,
+    status=201,
+    body=NamespaceCreate,
+    errors={400: "slug invalid", 409: "slug taken"},
+    admin=True,
+)
 async def create_namespace(request: web.Request) -> web.Response:
     """Create a namespace (admin)."""
     data = await parse_body(request, NamespaceCreate)
-    doc = await request.app[CATALOG_KEY].create_namespace(require_principal(request), data.slug, data.name)
+    doc = await request.app[CATALOG_KEY].projects.create_namespace(
+        require_principal(request), data.slug, data.name
+    )
     return web.json_response(
         {"slug": doc["slug"], "name": doc["name"], "createdAt": doc["created_at"]}, status=201
     )
 
 
 @routes.post("/admin/namespaces/{slug}/projects")
+@documented(
+    ProjectPublic,
+    status=201,
+    body=ProjectCreate,
+    errors={400: "slug invalid", 404: "namespace not found", 409: "slug taken in the namespace"},
+    admin=True,
+)
 async def create_project(request: web.Request) -> web.Response:
     """Create a project in a namespace (admin)."""
     data = await parse_body(request, ProjectCreate)
-    doc = await request.app[CATALOG_KEY].create_project(
+    doc = await request.app[CATALOG_KEY].projects.create_project(
         require_principal(request), request.match_info["slug"], data.slug, data.name
     )
     return web.json_response(
@@ -48,29 +73,34 @@ def _kind(request: web.Request) -> ItemKind:
 
 
 @routes.post("/v1/{kind:assets|models}")
+@documented(ItemPublic, status=201, body=ItemCreate, errors={400: "name missing or invalid", 409: "id taken"})
 async def create_item(request: web.Request) -> web.Response:
     """Register an asset or a model."""
     data = await parse_body(request, ItemCreate)
     kind = _kind(request)
-    doc = await request.app[CATALOG_KEY].create_item(
+    doc = await request.app[CATALOG_KEY].items.create_item(
         require_principal(request), kind, data.id, data.name, data.url if kind == "asset" else None
     )
     return web.json_response(views.item(doc), status=201)
 
 
 @routes.get("/v1/{kind:assets|models}/{item_id}")
+@documented(ItemPublic, errors={404: "not found"})
 async def get_item(request: web.Request) -> web.Response:
     """One asset or model."""
     require_principal(request)
     return web.json_response(
-        views.item(await request.app[CATALOG_KEY].get_item(_kind(request), request.match_info["item_id"]))
+        views.item(
+            await request.app[CATALOG_KEY].items.get_item(_kind(request), request.match_info["item_id"])
+        )
     )
 
 
 @routes.delete("/v1/{kind:assets|models}/{item_id}")
+@documented(Empty, errors={403: "not its owner", 404: "not found"})
 async def delete_item(request: web.Request) -> web.Response:
     """Remove an asset or model from the registry (its owner or an admin)."""
-    await request.app[CATALOG_KEY].delete_item(
+    await request.app[CATALOG_KEY].items.delete_item(
         require_principal(request), _kind(request), request.match_info["item_id"]
     )
     return web.json_response({})

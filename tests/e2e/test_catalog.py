@@ -415,10 +415,29 @@ async def commands(hub: Hub, stack: EmbeddedStack, client: str = "api") -> int:
     return int(sum(float(v) for v in pattern.findall(text)))
 
 
-async def test_every_endpoint_spends_at_most_one_mongo_command(
+# MongoDB commands each catalog endpoint may send at steady state: one for a read or a plain write; three
+# for a membership change (begin, apply, finish: docs/scale.md); plus one where dialect A's answer lists
+# members, which are streamed from their own documents.
+COMMAND_BUDGET = {
+    "A list": 2,
+    "A get": 2,
+    "A patch": 2,
+    "A add members": 4,
+    "A remove members": 4,
+    "B add asset": 3,
+    "B remove asset": 3,
+    "C add assets": 3,
+    "C remove assets": 3,
+    "C add models": 3,
+    "C remove models": 3,
+}
+
+
+async def test_every_endpoint_keeps_its_mongo_command_budget(
     hub: Hub, project: str, stack: EmbeddedStack
 ) -> None:
-    """At steady state every catalog endpoint sends at most one MongoDB command; the gateway sends none.
+    """At steady state every catalog endpoint sends exactly its budget of MongoDB commands (one for reads
+    and plain writes, three for membership changes, one more to list A's members); the gateway none.
 
     Each call is made twice with fresh arguments (the first warms the caches), as a client would: new
     members to add, members that are there to remove, a collection that exists to delete.
@@ -514,26 +533,29 @@ async def test_every_endpoint_spends_at_most_one_mongo_command(
         response = await hub.call(method, path, **kwargs)
         assert response.status < 400, (label, response.status)
         spent[label] = await commands(hub, stack) - before
-    assert {label: n for label, n in spent.items() if n > 1} == {}
-    assert all(n == 1 for n in spent.values()), spent
-    gateway = await (await hub.http.get(f"{hub.url}/metrics")).text()
+    assert {label: n for label, n in spent.items() if n != COMMAND_BUDGET.get(label, 1)} == {}
+    gateway = await (await hub.http.get(f"{hub.url}/metrics", headers=hub.admin())).text()
+    assert "http_requests_total" in gateway
     assert "mongo_commands_total{" not in gateway
 
 
-async def test_a_collection_with_100000_members_works(hub: Hub, project: str) -> None:
-    """A collection grown to 100,000 node ids still takes more, answers with all of them, and dedupes."""
+async def test_a_large_collection_takes_more_and_dedupes(hub: Hub, project: str) -> None:
+    """A collection grown to 20,000 node ids still takes more, answers with all of them, and dedupes.
+
+    (Cost at 1,000,000 members, seeded directly, is measured in `make bench`, section "Scale".)
+    """
     await json_of(hub, "POST", project, json={"name": "huge"})
-    for batch in range(10):
+    for batch in range(2):
         ids = [f"node-{batch}-{n:05d}" for n in range(10_000)]
         status, body = await json_of(hub, "POST", f"{project}/huge/members", json={"add": ids})
         assert (status, body["added"], body["total"]) == (200, 10_000, (batch + 1) * 10_000)
     status, body = await json_of(
         hub, "POST", f"{project}/huge/members", json={"add": ["node-0-00000", *[f"x{n}" for n in range(49)]]}
     )
-    assert (status, body["added"], body["total"]) == (200, 49, 100_049)
+    assert (status, body["added"], body["total"]) == (200, 49, 20_049)
     status, got = await json_of(hub, "GET", f"{project}/huge")
     assert status == 200
-    assert len(got["members"]) == 100_049
+    assert len(got["members"]) == 20_049
     assert got["members"][0] == "node-0-00000"
     assert got["members"][-1] == "x48"
 

@@ -1,0 +1,359 @@
+"""Use cases of collections themselves: create, read, list, update and delete, in every dialect.
+
+Every request spends at most one MongoDB command at steady state on the collection: slugs, names and
+owners are resolved from in-process caches (catalog_service/lookup.py), and writes go by `_id`, with the
+name kept in the filter so that a stale name cache can never redirect a write. Members are the business
+of catalog_service/membership.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from catalog_service.ids import new_id
+from catalog_service.items import Registry
+from catalog_service.lookup import SEPARATOR, CollectionLookup, collection_not_found, free_key, name_key
+from catalog_service.member_repository import MemberKind
+from catalog_service.membership import Membership, now_ms
+from catalog_service.projects import Projects
+from catalog_service.repository import WITHOUT_MEMBERS, CatalogRepository
+from shared import event_types as ev
+from shared.authz import AccessDecisions
+from shared.clock import timestamp
+from shared.cursors import InvalidToken, TokenSigner
+from shared.errors import Conflict, Invalid
+from shared.events import EventEnvelope
+from shared.mongo import Document
+from shared.principal import Principal
+
+
+class ListCursors:
+    """Dialect C's list `paginationToken`: signed, and bound to the caller it was issued to."""
+
+    def __init__(self, secret: str) -> None:
+        self._signer = TokenSigner(secret, "catalog-list")
+
+    def encode_cursor(self, user_id: int, last_id: str) -> str:
+        """An opaque pagination token for the id a page of this user's list ended at."""
+        return self._signer.issue(_list_scope(user_id), last_id)
+
+    def decode_cursor(self, user_id: int, token: str) -> str:
+        """The id a token continues after; 400 for anything not issued to this user."""
+        try:
+            return self._signer.verify(_list_scope(user_id), token)
+        except InvalidToken as exc:
+            raise Invalid("invalid paginationToken") from exc
+
+
+def _list_scope(user_id: int) -> str:
+    """What a list token pages: one caller's view (another caller's token is refused)."""
+    return f"user:{user_id}"
+
+
+class Collections:
+    """Collections: one model behind all three dialects."""
+
+    def __init__(
+        self,
+        repository: CatalogRepository,
+        *,
+        lookup: CollectionLookup,
+        projects: Projects,
+        registry: Registry,
+        membership: Membership,
+        access: AccessDecisions,
+        cursors: ListCursors,
+    ) -> None:
+        self.repo = repository
+        self.lookup = lookup
+        self.projects = projects
+        self.registry = registry
+        self.membership = membership
+        self.access = access
+        self.cursors = cursors
+
+    # --- reading ------------------------------------------------------------------------------------------
+    async def get(self, principal: Principal, collection_id: str) -> Document:
+        """One collection the caller may read (one command)."""
+        doc = await self.repo.collection(collection_id, WITHOUT_MEMBERS)
+        if doc is None or not (await self.lookup.permissions(principal, doc)).read:
+            raise collection_not_found()
+        return doc
+
+    async def get_by_name(self, principal: Principal, project_id: str, name: str) -> Document:
+        """Dialect A: one collection by name (its members are streamed by the caller)."""
+        doc = await self.lookup.named(project_id, name, WITHOUT_MEMBERS)
+        if doc is None or not (await self.lookup.permissions(principal, doc)).read:
+            raise collection_not_found()
+        return doc
+
+    async def list_in_project(
+        self, principal: Principal, project_id: str, *, page: int, page_size: int, dataset_id: str | None
+    ) -> tuple[list[Document], int]:
+        """Dialect A: a page of the project's collections the caller may see, and their total."""
+        selector: Document = {"project_id": project_id}
+        if dataset_id is not None:
+            selector["dataset_id"] = dataset_id
+        if not principal.is_admin:
+            visibility = await self.access.visibility(principal)
+            if project_id not in visibility.project_ids:
+                selector["$or"] = [
+                    {"owner_id": principal.user_id},
+                    {"_id": {"$in": visibility.collection_ids}},
+                ]
+        return await self.repo.page_with_total(
+            selector, WITHOUT_MEMBERS, skip=(page - 1) * page_size, limit=page_size
+        )
+
+    async def _visible_selector(self, principal: Principal) -> Document:
+        if principal.is_admin:
+            return {}
+        visibility = await self.access.visibility(principal)
+        return {
+            "$or": [
+                {"owner_id": principal.user_id},
+                {"_id": {"$in": visibility.collection_ids}},
+                {"project_id": {"$in": visibility.project_ids}},
+            ]
+        }
+
+    async def list_visible(
+        self, principal: Principal, *, page_size: int, token: str | None
+    ) -> tuple[list[Document], str | None]:
+        """Dialect C: a keyset page of what the caller may see, oldest first, and the next token."""
+        after = None if token is None else self.cursors.decode_cursor(principal.user_id, token)
+        selector = await self._visible_selector(principal)
+        if after is not None:
+            selector = {"$and": [selector, {"_id": {"$gt": after}}]} if selector else {"_id": {"$gt": after}}
+        docs = await self.repo.find_collections(
+            selector, WITHOUT_MEMBERS, sort=[("_id", 1)], skip=0, limit=page_size + 1
+        )
+        last = docs[page_size - 1]["_id"] if len(docs) > page_size else None
+        next_token = None if last is None else self.cursors.encode_cursor(principal.user_id, last)
+        return docs[:page_size], next_token
+
+    async def visible_ids(self, principal: Principal) -> list[str]:
+        """Dialect B: ids of every collection the caller may see."""
+        selector = await self._visible_selector(principal)
+        docs = await self.repo.find_collections(selector, {"_id": 1}, sort=[("_id", 1)], skip=0, limit=0)
+        return [doc["_id"] for doc in docs]
+
+    # --- creating -----------------------------------------------------------------------------------------
+    async def create(
+        self,
+        principal: Principal,
+        project_id: str,
+        *,
+        name: str,
+        unique_name: bool,
+        description: str | None = None,
+        category: str | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        dataset_id: str | None = None,
+        nodes: list[str] | None = None,
+    ) -> Document:
+        """Create a collection (with its first nodes, dialect A); with `unique_name` a taken name is 409."""
+        if dataset_id is not None:
+            await self.projects.require_dataset(dataset_id, project_id)
+        now = timestamp()
+        collection_id = new_id()
+        doc: Document = {
+            "_id": collection_id,
+            "project_id": project_id,
+            "owner_id": principal.user_id,
+            "owner_email": principal.email,
+            "name": name,
+            # Titles repeat freely in dialects B and C, so they never claim the project's unique name.
+            "name_key": name_key(project_id, name)
+            if unique_name
+            else free_key(project_id, name, collection_id),
+            "original_title": name,
+            "description": description,
+            "category": category,
+            "tags": list(tags or []),
+            "metadata": dict(metadata or {}),
+            "dataset_id": dataset_id,
+            "node_count": 0,
+            "asset_count": 0,
+            "model_count": 0,
+            "thumbnail": None,
+            "is_public": False,
+            "deleted": False,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        event = ev.event(
+            "catalog.collection.created",
+            ev.CollectionCreated(
+                name=name, owner_id=principal.user_id, description=description, dataset_id=dataset_id
+            ),
+            actor=principal.user_id,
+            collection_id=collection_id,
+            project_id=project_id,
+        )
+        first = list(dict.fromkeys(nodes or []))
+        kind: MemberKind = "node"
+        change = (
+            await self.membership.members.begin_with_new_collection(
+                doc, kind, len(first), principal.user_id, now_ms()
+            )
+            if first
+            else None
+        )
+        try:
+            await self.repo.insert_collection(doc, event)
+        except DuplicateKeyError as exc:
+            raise Conflict("Collection name already exists in this project") from exc
+        self.lookup.remember(doc)
+        if unique_name:
+            self.lookup.names.remember(doc["name_key"], collection_id)
+        if change is not None:
+            # The created event stands for the first members too (as it always has): no members event.
+            doc, _ = await self.membership.complete(
+                change, first, actor=principal.user_id, project_id=project_id, announce=False
+            )
+        return doc
+
+    # --- changing -----------------------------------------------------------------------------------------
+    async def update(
+        self,
+        principal: Principal,
+        collection_id: str,
+        changes: dict[str, Any],
+        *,
+        expected_name: str | None = None,
+        unique_name: bool = False,
+    ) -> Document:
+        """Change fields (and, in dialect A, replace the nodes) of a collection the caller may write;
+        one command for the fields; 409 on a taken name (A)."""
+        fields = {key: value for key, value in changes.items() if key != "nodes"}
+        doc = None
+        if fields:
+            doc = await self._update_fields(
+                principal, collection_id, fields, expected_name=expected_name, unique_name=unique_name
+            )
+        if "nodes" in changes:
+            name = fields.get("name", expected_name)
+            doc = await self.membership.replace_nodes(
+                principal, collection_id, changes["nodes"], expected_name=name
+            )
+        if doc is None:
+            raise Invalid("nothing to update")
+        return doc
+
+    async def _update_fields(
+        self,
+        principal: Principal,
+        collection_id: str,
+        changes: dict[str, Any],
+        *,
+        expected_name: str | None,
+        unique_name: bool,
+    ) -> Document:
+        ref = await self.lookup.ref(collection_id)
+        await self.lookup.require(principal, ref, "write")
+        if changes.get("dataset_id") is not None:
+            await self.projects.require_dataset(changes["dataset_id"], ref.project_id)
+        update_set: Document = {**changes, "updated_at": timestamp()}
+        if "name" in changes:
+            update_set["name_key"] = (
+                name_key(ref.project_id, changes["name"])
+                if unique_name
+                else free_key(ref.project_id, changes["name"], collection_id)
+            )
+        selector: Document = {"_id": collection_id}
+        if expected_name is not None:
+            selector["name"] = expected_name
+        event = ev.event(
+            "catalog.collection.updated",
+            ev.CollectionUpdated(name=changes.get("name", expected_name or ""), changes=changes),
+            actor=principal.user_id,
+            collection_id=collection_id,
+            project_id=ref.project_id,
+        )
+        doc = await self._update_naming(selector, update_set, event, collection_id)
+        if doc is None:
+            raise Conflict("Collection name already exists in this project")
+        if expected_name is not None and "name" in changes:
+            self.lookup.names.pop(name_key(ref.project_id, expected_name), None)
+            self.lookup.names.remember(update_set["name_key"], collection_id)
+        return doc
+
+    async def _update_naming(
+        self, selector: Document, update_set: Document, event: EventEnvelope, collection_id: str
+    ) -> Document | None:
+        """Apply a `$set`; None when a new name key is taken by another collection; 404 when it is gone.
+
+        MongoDB raises DuplicateKeyError for a taken key; the stand-in's findAndModify returns no document
+        instead (docs/mongo.md). Both end here, and only then is the name looked up to tell them apart, so
+        the failure path pays one more command and the success path none.
+        """
+        update = {"$set": update_set, "$inc": {"version": 1}}
+        try:
+            doc = await self.repo.update_collection(selector, update, event, WITHOUT_MEMBERS)
+        except DuplicateKeyError:
+            return None
+        if doc is None:
+            holder = None
+            if "name_key" in update_set:
+                holder = await self.repo.collection_by_name(update_set["name_key"], {"_id": 1})
+            if holder is None or holder["_id"] == collection_id:
+                raise collection_not_found()
+        return doc
+
+    async def delete(
+        self, principal: Principal, collection_id: str, *, expected_name: str | None = None
+    ) -> None:
+        """Soft-delete: the document stays, the name is free again, every dialect answers 404 after."""
+        ref = await self.lookup.ref(collection_id)
+        await self.lookup.require(principal, ref, "write")
+        selector: Document = {"_id": collection_id}
+        if expected_name is not None:
+            selector["name"] = expected_name
+        now = timestamp()
+        event = ev.event(
+            "catalog.collection.deleted",
+            ev.CollectionDeleted(name=expected_name or ""),
+            actor=principal.user_id,
+            collection_id=collection_id,
+            project_id=ref.project_id,
+        )
+        tombstone = f"{ref.project_id}{SEPARATOR}deleted{SEPARATOR}{collection_id}"
+        doc = await self.repo.update_collection(
+            selector,
+            {
+                "$set": {"deleted": True, "deleted_at": now, "updated_at": now, "name_key": tombstone},
+                "$inc": {"version": 1},
+            },
+            event,
+            {"name": 1, "name_key": 1},
+            before=True,
+        )
+        if doc is None:
+            raise collection_not_found()
+        self.lookup.names.pop(doc["name_key"], None)
+
+    async def update_c(
+        self, principal: Principal, collection_id: str, name: str | None, thumbnail_asset: str | None
+    ) -> Document:
+        """Dialect C's PUT: rename and/or choose the thumbnail among the collection's assets."""
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = name
+        if thumbnail_asset is not None:
+            ref = await self.lookup.ref(collection_id)
+            await self.lookup.require(principal, ref, "write")
+            if not await self.membership.is_member(collection_id, "asset", thumbnail_asset):
+                raise Invalid("thumbnail asset is not in this collection")
+            known = await self.registry.known_items("asset", [thumbnail_asset])
+            thumbnail: Document = {"asset_id": thumbnail_asset}
+            if url := known.get(thumbnail_asset, {}).get("url"):
+                thumbnail["url"] = url
+            changes["thumbnail"] = thumbnail
+        if not changes:
+            return await self.get(principal, collection_id)
+        return await self.update(principal, collection_id, changes)

@@ -1,0 +1,115 @@
+"""JSON answers written as they are produced: an async iterator inside the value becomes a JSON array sent
+item by item, so an answer listing a million members never exists whole in memory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+FLUSH_BYTES = 64 * 1024
+_encode = json.JSONEncoder(ensure_ascii=True).encode
+
+
+class Counted:
+    """An async iterator that counts what it yields (for a total written after the list)."""
+
+    def __init__(self, items: AsyncIterator[Any]) -> None:
+        self._items = items
+        self.count = 0
+
+    def __aiter__(self) -> Counted:
+        return self
+
+    async def __anext__(self) -> Any:
+        item = await self._items.__anext__()
+        self.count += 1
+        return item
+
+
+class _Writer:
+    def __init__(self, response: web.StreamResponse) -> None:
+        self._response = response
+        self._parts: list[str] = []
+        self._size = 0
+
+    async def put(self, text: str) -> None:
+        self._parts.append(text)
+        self._size += len(text)
+        if self._size >= FLUSH_BYTES:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._parts:
+            await self._response.write("".join(self._parts).encode())
+            self._parts, self._size = [], 0
+
+    async def value(self, value: Any) -> None:
+        if isinstance(value, dict):
+            await self.put("{")
+            for n, (key, item) in enumerate(value.items()):
+                await self.put(("," if n else "") + _encode(key) + ":")
+                await self.value(item)
+            await self.put("}")
+        elif isinstance(value, list):
+            await self.put("[")
+            for n, item in enumerate(value):
+                if n:
+                    await self.put(",")
+                await self.value(item)
+            await self.put("]")
+        elif hasattr(value, "__aiter__"):
+            await self.put("[")
+            first = True
+            async for item in value:
+                await self.put("" if first else ",")
+                first = False
+                await self.value(item)
+            await self.put("]")
+        elif callable(value):
+            await self.value(value())
+        else:
+            await self.put(_encode(value))
+
+
+async def stream_json(request: web.Request, value: Any, *, status: int = 200) -> web.StreamResponse:
+    """Answer `value` as JSON; async iterators in it are streamed, zero-argument callables evaluated late."""
+    response = web.StreamResponse(status=status)
+    response.content_type = "application/json"
+    response.charset = "utf-8"
+    await response.prepare(request)
+    writer = _Writer(response)
+    await writer.value(value)
+    await writer.flush()
+    await response.write_eof()
+    return response
+
+
+def grouped(items: AsyncIterator[tuple[str, str]]) -> Callable[[str], AsyncIterator[str]]:
+    """Split one stream of (group, item), ordered by group, into a stream per group, taken in that order."""
+    head: list[tuple[str, str]] = []
+    exhausted = False
+
+    async def group(key: str) -> AsyncIterator[str]:
+        nonlocal exhausted
+        while True:
+            if not head:
+                if exhausted:
+                    return
+                try:
+                    head.append(await items.__anext__())
+                except StopAsyncIteration:
+                    exhausted = True
+                    return
+            current, item = head[0]
+            if current < key:
+                head.clear()  # a group nobody asked for (it was skipped): drop its items
+                continue
+            if current > key:
+                return
+            head.clear()
+            yield item
+
+    return group
