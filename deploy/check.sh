@@ -5,7 +5,9 @@
 #   2. validate every rendered object against the Kubernetes schemas (kubernetes-validate --strict);
 #   3. parse both NATS configs with nats-server itself (-t);
 #   4. checkov on deploy/ and on the rendered overlays (each skip is justified next to its annotation);
-#   5. hadolint on the Dockerfile, failing at warning level.
+#   5. hadolint on the Dockerfile, failing at warning level;
+#   6. promtool check rules on deploy/monitoring/alerts.yaml where promtool is installed (Debian's
+#      `prometheus` package); tests/deploy/test_monitoring.py checks the rules' shape everywhere.
 # The tools live in their own venv, .venv-deploy: checkov pins versions the project's .venv must not get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,5 +109,12 @@ echo "== checkov (kubernetes, dockerfile)"
 
 echo "== hadolint (failure threshold: warning)"
 "$VENV/bin/hadolint" --failure-threshold warning deploy/Dockerfile
+
+if command -v promtool >/dev/null 2>&1; then
+  echo "== promtool check rules"
+  promtool check rules deploy/monitoring/alerts.yaml
+else
+  echo "== (no promtool here: apt-get install prometheus to parse the alert expressions as Prometheus does)"
+fi
 
 echo "deploy checks passed in $((SECONDS - started)) s"

@@ -14,6 +14,7 @@ from aiohttp import ClientError, ClientSession
 from gateway.credentials import Credentials
 from gateway.jwt_verifier import JwtVerifier
 from shared.errors import Unauthorized, Unavailable
+from shared.metrics import count_cache_lookup, count_upstream_failure
 from shared.principal import Principal, internal_headers
 from shared.upstreams import Upstream
 
@@ -44,6 +45,7 @@ class Authenticator:
         key = credentials.cache_key
         now = time.monotonic()
         cached = self._cache.get(key)
+        count_cache_lookup("principals", hit=cached is not None and cached[0] > now)
         if cached is not None and cached[0] > now:
             return cached[1]
         pending = self._inflight.get(key)
@@ -85,16 +87,18 @@ class Authenticator:
         return await self._call("POST", "/internal/principals/by-api-key", body)
 
     async def _call(self, method: str, path: str, body: dict[str, str] | None) -> Principal:
+        base_url = self._access.next()
         try:
             async with self._session.request(
                 method,
-                f"{self._access.next()}{path}",
+                f"{base_url}{path}",
                 json=body,
                 headers=internal_headers(self._secret, None, None),
             ) as response:
                 payload = await response.read()
                 status = response.status
         except (ClientError, TimeoutError) as exc:
+            count_upstream_failure(base_url)
             raise Unavailable("authentication service unavailable") from exc
         if status == 200:
             return Principal.model_validate_json(payload)

@@ -13,6 +13,11 @@ because a record's `_id` is its event id.
   announced by JetStream's MAX_DELIVERIES advisory and dead-lettered from there.
 - Dead letters keep the original payload and say why in headers; `replay_dead_letters` projects the
   ones that validate now (after a long outage) and removes them from the dead-letter stream.
+- Traced (`shared/tracing.py`), each batch is processed under a CONSUMER span in its first event's trace,
+  linked to every event's: with one event a batch (the usual case below saturation) the projection's
+  writes end the trace of the request that caused the event.
+- Its lag is read from JetStream every `LAG_POLL_SECONDS`: messages the durable has not delivered yet and
+  messages delivered but not acknowledged, as every replica sees them (take the max across replicas).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WriteConcernError
 
@@ -42,7 +47,7 @@ from history_service.settings import HistorySettings
 from shared.clock import now
 from shared.event_types import EventData, UnknownEventType, validate_event
 from shared.events import STREAM_NAME, SUBJECT_PREFIX, EventEnvelope
-from shared.messaging import ensure_stream, stream_config
+from shared.messaging import consume_span, ensure_stream, runs_by_trace, stream_config
 from shared.requests import describe
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,7 @@ DETAIL_HEADER = "Hub-Dlq-Detail"
 SUBJECT_HEADER = "Hub-Original-Subject"
 SEQUENCE_HEADER = "Hub-Original-Stream-Seq"
 DELIVERIES_HEADER = "Hub-Deliveries"
+LAG_POLL_SECONDS = 5.0
 
 
 class Poison(Exception):
@@ -143,6 +149,9 @@ class HistoryMetrics:
     recorded: Counter
     dead_lettered: Counter
     lag: Histogram
+    redelivered: Counter
+    pending: Gauge
+    ack_pending: Gauge
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> HistoryMetrics:
@@ -162,6 +171,21 @@ class HistoryMetrics:
                 "From an event's occurred_at to its record being written",
                 registry=registry,
                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            ),
+            redelivered=Counter(
+                "history_events_redelivered_total",
+                "Deliveries of an event after its first (a nak, an ack timeout, a replica that died)",
+                registry=registry,
+            ),
+            pending=Gauge(
+                "history_consumer_pending_messages",
+                "Events in HUB_EVENTS the durable consumer has not delivered yet (its lag in messages)",
+                registry=registry,
+            ),
+            ack_pending=Gauge(
+                "history_consumer_ack_pending_messages",
+                "Events the durable consumer delivered that no replica has acknowledged yet",
+                registry=registry,
             ),
         )
 
@@ -186,6 +210,7 @@ class HistoryConsumer:
         self._task: asyncio.Task[None] | None = None
         self._advisories: Subscription | None = None
         self._subscription: JetStreamContext.PullSubscription | None = None
+        self._lag_task: asyncio.Task[None] | None = None
         self._handling = False
 
     async def start(self) -> None:
@@ -202,6 +227,7 @@ class HistoryConsumer:
         )
         self._subscription = subscription
         self._task = asyncio.create_task(self._run(subscription), name="history-consumer")
+        self._lag_task = asyncio.create_task(self._watch_lag(), name="history-consumer-lag")
 
     def running(self) -> bool:
         """Whether the fetch loop is alive."""
@@ -210,6 +236,10 @@ class HistoryConsumer:
     async def stop(self, grace: float = 5.0) -> None:
         """Finish the batch in hand (up to `grace` seconds), then stop; unacknowledged events come back."""
         self._stopping.set()
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_task
         if self._advisories is not None:
             with contextlib.suppress(Exception):
                 await self._advisories.unsubscribe()
@@ -256,6 +286,18 @@ class HistoryConsumer:
                 self._handling = False
             pause = self._settings.consumer_retry_base_seconds
 
+    async def _watch_lag(self) -> None:
+        """Read the durable's pending counts from JetStream now and then (one NATS request, no MongoDB)."""
+        while not self._stopping.is_set():
+            try:
+                info = await self._js.consumer_info(STREAM_NAME, self._settings.consumer_durable)
+            except Exception as exc:  # noqa: BLE001 - NATS away: the gauges keep their last reading
+                log.debug("consumer lag unknown: %r", exc)
+            else:
+                self._metrics.pending.set(info.num_pending or 0)
+                self._metrics.ack_pending.set(info.num_ack_pending or 0)
+            await self._sleep(LAG_POLL_SECONDS)
+
     @staticmethod
     async def _ready(subscription: JetStreamContext.PullSubscription, most: int) -> list[Msg]:
         """Up to `most` events JetStream has ready now (waiting at most READY_WAIT_SECONDS for none)."""
@@ -272,9 +314,26 @@ class HistoryConsumer:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def handle(self, messages: list[Msg]) -> None:
-        """Record one fetched batch: dead-letter poison, write the rest, then acknowledge it."""
+        """Record one fetched batch: dead-letter poison, write the rest, then acknowledge it.
+
+        Traced, the batch is cut into runs of one sampled trace each (order kept), each written under its
+        own CONSUMER span; once one pauses the projection, the later runs are handed back unwritten, so a
+        document's events are never recorded out of order.
+        """
+        runs = runs_by_trace(messages, [m.headers for m in messages])
+        for index, run in enumerate(runs):
+            with consume_span([m.subject for m in run], [m.headers for m in run]):
+                try:
+                    await self._handle(run)
+                except ProjectionPaused as paused:
+                    await self._retry_later([m for later in runs[index + 1 :] for m in later], paused)
+                    raise
+
+    async def _handle(self, messages: list[Msg]) -> None:
         batch: list[tuple[Msg, Incoming]] = []
         for msg in messages:
+            if msg.metadata.num_delivered > 1:
+                self._metrics.redelivered.inc()
             try:
                 envelope, data = decode(msg.subject, msg.data)
             except Poison as poison:
@@ -289,7 +348,7 @@ class HistoryConsumer:
             recorded = await self._service.record([incoming for _, incoming in batch])
         except Exception as exc:
             if is_transient(exc):
-                await self._retry_later(batch, exc)
+                await self._retry_later([msg for msg, _ in batch], exc)
                 raise ProjectionPaused from exc
             log.warning("batch failed, recording its events one by one: %r", exc)
             await self._one_by_one(batch)
@@ -305,18 +364,18 @@ class HistoryConsumer:
                 recorded = await self._service.record([incoming])
             except Exception as exc:
                 if is_transient(exc):
-                    await self._retry_later(batch[index:], exc)
+                    await self._retry_later([m for m, _ in batch[index:]], exc)
                     raise ProjectionPaused from exc
                 log.warning("event %s failed to record: %r", incoming.envelope.id, exc)
-                await self._retry_later([(msg, incoming)], exc)
+                await self._retry_later([msg], exc)
                 continue
             await msg.ack()
             self._observe([(msg, incoming)], recorded)
 
-    async def _retry_later(self, batch: list[tuple[Msg, Incoming]], exc: BaseException) -> None:
+    async def _retry_later(self, messages: list[Msg], exc: BaseException) -> None:
         """Nak each event with a delay growing with its deliveries; dead-letter it on its last one."""
         settings = self._settings
-        for msg, _ in batch:
+        for msg in messages:
             delivered = msg.metadata.num_delivered
             if delivered >= settings.consumer_max_deliver:
                 await self._dead_letter_delivery(msg, "max_deliver", repr(exc))

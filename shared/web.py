@@ -33,6 +33,7 @@ from shared.principal import (
     secret_matches,
 )
 from shared.settings import ServiceSettings
+from shared.tracing import configure_tracing, current_trace_id, flush_spans, untraced
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ def request_id_for(incoming: str | None) -> str:
 
 @web.middleware
 async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Carry the request id into logs, events and the response."""
-    request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER))
+    """Carry the request id into logs, events and the response; when traced, it is the trace id."""
+    request_id = current_trace_id() or request_id_for(request.headers.get(REQUEST_ID_HEADER))
     token = request_id_var.set(request_id)
     try:
         response = await handler(request)
@@ -156,6 +157,21 @@ def quiet_low_level_errors() -> None:
     web_protocol.RequestHandler.handle_error = _quiet_handle_error  # type: ignore[method-assign]
 
 
+TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
+
+
+@web.middleware
+async def edge_trace_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """At the edge a client's trace context is dropped: which requests are sampled is the operator's
+    choice (`OTEL_TRACES_SAMPLER`), not something a caller may force on every request."""
+    if any(name in request.headers for name in TRACE_HEADERS):
+        headers = request.headers.copy()
+        for name in TRACE_HEADERS:
+            headers.popall(name, None)
+        request = request.clone(headers=headers)
+    return await handler(request)
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
     """Prometheus exposition of this instance's metrics."""
     return request.app[METRICS_KEY].render()
@@ -172,7 +188,13 @@ def create_service_app(settings: ServiceSettings, *, internal_auth: bool = True)
     if internal_auth:
         middlewares.append(internal_auth_middleware)  # type: ignore[arg-type]
     quiet_low_level_errors()
+    # Before the app exists: the server instrumentation puts its middleware first in every new app.
+    traced = configure_tracing(settings.service_name)
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)  # type: ignore[arg-type]
+    if traced and not internal_auth:
+        app.middlewares.insert(0, edge_trace_middleware)
+    if traced:
+        app.on_cleanup.append(_flush_spans)
     app.on_response_prepare.append(hide_server_banner)
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = Metrics(settings.service_name)
@@ -182,9 +204,14 @@ def create_service_app(settings: ServiceSettings, *, internal_auth: bool = True)
     return app
 
 
+async def _flush_spans(_app: web.Application) -> None:
+    """Export the last spans before the process exits (the batch processor would otherwise drop them)."""
+    await asyncio.to_thread(flush_spans)
+
+
 def add_readiness_check(app: web.Application, name: str, check: ReadinessCheck) -> None:
-    """Register a dependency that `/readyz` must find answering."""
-    app[READINESS_KEY][name] = check
+    """Register a dependency that `/readyz` must find answering (its calls are never traced)."""
+    app[READINESS_KEY][name] = untraced(check)
 
 
 async def mongo_resource(app: web.Application) -> AsyncIterator[None]:
@@ -230,7 +257,10 @@ def outbox_relay_resource(
         settings = app[SETTINGS_KEY]
         client = create_mongo_client(settings, app[METRICS_KEY], label="relay")
         db = client[settings.mongo_database]
-        relay = OutboxRelay([db[name] for name in collection_names], app[JS_KEY])
+        metrics = app[METRICS_KEY]
+        relay = OutboxRelay([db[name] for name in collection_names], app[JS_KEY], metrics=metrics)
+        metrics.outbox_oldest_age.labels(metrics.service).set_function(relay.oldest_pending_age)
+        metrics.outbox_pending.labels(metrics.service).set(0)
         app[RELAY_KEY] = relay
         task = asyncio.create_task(relay.run(), name="outbox-relay")
         yield
