@@ -14,7 +14,14 @@ from pymongo.errors import DuplicateKeyError
 
 from catalog_service.ids import new_id
 from catalog_service.items import Registry
-from catalog_service.lookup import SEPARATOR, CollectionLookup, collection_not_found, free_key, name_key
+from catalog_service.lookup import (
+    SEPARATOR,
+    CollectionLookup,
+    collection_not_found,
+    free_key,
+    name_key,
+    selector_of,
+)
 from catalog_service.member_repository import MemberKind
 from catalog_service.membership import Membership, now_ms
 from catalog_service.projects import Projects
@@ -45,6 +52,46 @@ class ListCursors:
             return self._signer.verify(_list_scope(user_id), token)
         except InvalidToken as exc:
             raise Invalid("invalid paginationToken") from exc
+
+
+def collection_document(
+    collection_id: str,
+    project_id: str,
+    owner: Principal,
+    *,
+    name: str,
+    key: str,
+    description: str | None = None,
+    category: str | None = None,
+    tags: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    dataset_id: str | None = None,
+) -> Document:
+    """A new collection as it is stored (members live in their own documents, counters here)."""
+    now = timestamp()
+    return {
+        "_id": collection_id,
+        "project_id": project_id,
+        "owner_id": owner.user_id,
+        "owner_email": owner.email,
+        "name": name,
+        "name_key": key,
+        "original_title": name,
+        "description": description,
+        "category": category,
+        "tags": list(tags or []),
+        "metadata": dict(metadata or {}),
+        "dataset_id": dataset_id,
+        "node_count": 0,
+        "asset_count": 0,
+        "model_count": 0,
+        "thumbnail": None,
+        "is_public": False,
+        "deleted": False,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _list_scope(user_id: int) -> str:
@@ -158,34 +205,20 @@ class Collections:
         """Create a collection (with its first nodes, dialect A); with `unique_name` a taken name is 409."""
         if dataset_id is not None:
             await self.projects.require_dataset(dataset_id, project_id)
-        now = timestamp()
         collection_id = new_id()
-        doc: Document = {
-            "_id": collection_id,
-            "project_id": project_id,
-            "owner_id": principal.user_id,
-            "owner_email": principal.email,
-            "name": name,
+        doc = collection_document(
+            collection_id,
+            project_id,
+            principal,
+            name=name,
             # Titles repeat freely in dialects B and C, so they never claim the project's unique name.
-            "name_key": name_key(project_id, name)
-            if unique_name
-            else free_key(project_id, name, collection_id),
-            "original_title": name,
-            "description": description,
-            "category": category,
-            "tags": list(tags or []),
-            "metadata": dict(metadata or {}),
-            "dataset_id": dataset_id,
-            "node_count": 0,
-            "asset_count": 0,
-            "model_count": 0,
-            "thumbnail": None,
-            "is_public": False,
-            "deleted": False,
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-        }
+            key=name_key(project_id, name) if unique_name else free_key(project_id, name, collection_id),
+            description=description,
+            category=category,
+            tags=tags,
+            metadata=metadata,
+            dataset_id=dataset_id,
+        )
         event = ev.event(
             "catalog.collection.created",
             ev.CollectionCreated(
@@ -265,9 +298,7 @@ class Collections:
                 if unique_name
                 else free_key(ref.project_id, changes["name"], collection_id)
             )
-        selector: Document = {"_id": collection_id}
-        if expected_name is not None:
-            selector["name"] = expected_name
+        selector = selector_of(collection_id, expected_name)
         event = ev.event(
             "catalog.collection.updated",
             ev.CollectionUpdated(name=changes.get("name", expected_name or ""), changes=changes),
@@ -311,9 +342,7 @@ class Collections:
         """Soft-delete: the document stays, the name is free again, every dialect answers 404 after."""
         ref = await self.lookup.ref(collection_id)
         await self.lookup.require(principal, ref, "write")
-        selector: Document = {"_id": collection_id}
-        if expected_name is not None:
-            selector["name"] = expected_name
+        selector = selector_of(collection_id, expected_name)
         now = timestamp()
         event = ev.event(
             "catalog.collection.deleted",

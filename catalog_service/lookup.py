@@ -32,6 +32,15 @@ def free_key(project_id: str, name: str, collection_id: str) -> str:
     return f"{name_key(project_id, name)}{SEPARATOR}{collection_id}"
 
 
+def selector_of(collection_id: str, expected_name: str | None) -> Document:
+    """A write's filter: by `_id`, and by name too when the caller addressed it by name (dialect A), so a
+    stale cached name can only miss, never change another collection."""
+    selector: Document = {"_id": collection_id}
+    if expected_name is not None:
+        selector["name"] = expected_name
+    return selector
+
+
 class BoundedCache(dict[Any, Any]):
     """A dict that forgets everything when it grows past its limit (entries are cheap to re-read)."""
 
@@ -73,7 +82,7 @@ class CollectionLookup:
 
     async def require(self, principal: Principal, ref: CollectionRef, need: Literal["read", "write"]) -> None:
         """404 unless the caller may read the collection; 403 if it must write and may not."""
-        permissions = await self.access.permissions(principal, ref)
+        permissions = await self.access.permissions(principal, ref, need)
         if not permissions.read:
             raise collection_not_found()
         if need == "write" and not permissions.write:

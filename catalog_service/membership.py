@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 from catalog_service.items import Registry
-from catalog_service.lookup import CollectionLookup, collection_not_found
+from catalog_service.lookup import CollectionLookup, collection_not_found, selector_of
 from catalog_service.member_repository import (
     PENDING,
     MemberKind,
@@ -94,9 +94,7 @@ class Membership:
         ref = await self.lookup.ref(collection_id)
         await self.lookup.require(principal, ref, "write")
         unique = list(dict.fromkeys(ids))
-        selector: Document = {"_id": collection_id}
-        if expected_name is not None:
-            selector["name"] = expected_name
+        selector = selector_of(collection_id, expected_name)
         change = await self.members.begin(
             selector,
             kind,

@@ -87,15 +87,19 @@ class AccessDecisions:
         self._ttl = ttl
         self._cache: dict[tuple[int, CollectionRef], tuple[float, Permissions]] = {}
 
-    async def permissions(self, principal: Principal, collection: CollectionRef) -> Permissions:
-        """What the caller may do with the collection."""
+    async def permissions(
+        self, principal: Principal, collection: CollectionRef, need: Literal["read", "write"] = "read"
+    ) -> Permissions:
+        """What the caller may do with the collection; a cached answer serves only if it allows `need`
+        (a cache may hold an allow for the TTL, never a denial: a grant shows on the next request)."""
         if principal.is_admin or principal.user_id == collection.owner_id:
             return ALL
         key = (principal.user_id, collection)
         now = time.monotonic()
         cached = self._cache.get(key)
-        count_cache_lookup("access_decisions", hit=cached is not None and cached[0] > now)
-        if cached is not None and cached[0] > now:
+        fresh = cached is not None and cached[0] > now and getattr(cached[1], need)
+        count_cache_lookup("access_decisions", hit=bool(fresh))
+        if fresh and cached is not None:
             return cached[1]
         query = PermissionsQuery(user_id=principal.user_id, collection=collection)
         status, body = await self._client.request("POST", "/internal/permissions", json=query.model_dump())

@@ -165,3 +165,29 @@ async def test_a_members_are_streamed_in_order(hub: Hub) -> None:
     listed = await hub.http.get(f"{hub.url}{base}?pageSize=200", headers=hub.admin())
     page = json.loads(await listed.read())
     assert [c["members"] for c in page["collections"] if c["name"] == "long"] == [expected]
+
+
+async def test_a_write_grant_is_seen_by_the_very_next_write(hub: Hub) -> None:
+    """A project viewer whose read was just allowed (and cached) may write the moment it is made editor:
+    a cached allow to read never stands in for a denial to write."""
+    base = await a_project(hub)
+    namespace, project = base.split("/")[2], base.split("/")[4]
+    user, key = await hub.user_with_key()
+    members = f"/admin/namespaces/{namespace}/projects/{project}/members/{user['id']}"
+    assert (await hub.call("POST", base, json={"name": "shared-work"})).status == 201
+    assert (await hub.call("PUT", members, json={"role": "viewer"})).status in (200, 201)
+    for round_ in range(3):
+        assert (await hub.call("GET", f"{base}/shared-work", key=key)).status == 200
+        # Refused (after a downgrade, within the second a revocation may take).
+        deadline = asyncio.get_running_loop().time() + 1.5
+        while (
+            await hub.call("POST", f"{base}/shared-work/members", key=key, json={"add": [f"v{round_}"]})
+        ).status != 403:
+            assert round_
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        assert (await hub.call("GET", f"{base}/shared-work", key=key)).status == 200  # read allow cached
+        assert (await hub.call("PUT", members, json={"role": "editor"})).status in (200, 201)
+        allowed = await hub.call("POST", f"{base}/shared-work/members", key=key, json={"add": [f"e{round_}"]})
+        assert allowed.status == 200
+        assert (await hub.call("PUT", members, json={"role": "viewer"})).status in (200, 201)
