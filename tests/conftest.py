@@ -8,7 +8,6 @@ nx-27017 subprocess with a temporary `--data-dir`. NATS: `NATS_URL` if set; else
 from __future__ import annotations
 
 import os
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,11 +17,10 @@ from aiohttp import ClientSession
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from collections_hub.processes import free_port
 from collections_hub.servers import start_mongo, start_nats
-from collections_hub.stack import EmbeddedStack, StackConfig
+from collections_hub.stack import EmbeddedStack
 from shared.mongo import Document
-from tests.support import UNLIMITED_RATES, Hub
+from tests.support import Hub, running_stack
 
 
 def _docker_answers() -> bool:
@@ -103,22 +101,8 @@ def stack(
     mongodb_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EmbeddedStack]:
     """One stack for the session (e2e and security tests), on its own databases."""
-    config = StackConfig(
-        data_dir=tmp_path_factory.mktemp("stack"),
-        port=free_port(),
-        mongodb_url=mongodb_url,
-        nats_url=nats_url,
-        admin_api_key=f"e2e-admin-{secrets.token_urlsafe(16)}",
-        database_prefix=f"e2e_{uuid.uuid4().hex[:8]}",
-        # The session's NATS server is shared: start at new events, not at every earlier test's.
-        extra_env={"HUB_CONSUMER_DELIVER_POLICY": "new", **UNLIMITED_RATES},
-    )
-    stack = EmbeddedStack(config)
-    stack.start()
-    try:
+    with running_stack(tmp_path_factory.mktemp("stack"), mongodb_url, nats_url, "e2e") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

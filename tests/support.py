@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -14,6 +17,8 @@ import nats
 from aiohttp import ClientResponse, ClientSession
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from collections_hub.processes import free_port
+from collections_hub.stack import EmbeddedStack, StackConfig
 from shared.events import STREAM_NAME
 
 # Test stacks take many requests a second from one address (and many refused credentials): the gateway's
@@ -23,6 +28,39 @@ UNLIMITED_RATES = {
     "HUB_RATE_LIMIT_ADDRESS_PER_SECOND": "0",
     "HUB_RATE_LIMIT_AUTH_FAILURES_PER_SECOND": "0",
 }
+
+
+@contextmanager
+def running_stack(
+    data_dir: Path,
+    mongodb_url: str,
+    nats_url: str,
+    label: str,
+    *,
+    extra_env: dict[str, str] | None = None,
+    replicas: dict[str, int] | None = None,
+) -> Iterator[EmbeddedStack]:
+    """A stack of real processes on the session's servers, with databases of its own; stopped after.
+
+    Its consumers start at new events (the session's NATS server is shared) and its rate limits are off
+    unless `extra_env` sets them.
+    """
+    config = StackConfig(
+        data_dir=data_dir,
+        port=free_port(),
+        mongodb_url=mongodb_url,
+        nats_url=nats_url,
+        admin_api_key=f"{label}-admin-{secrets.token_urlsafe(16)}",
+        database_prefix=f"{label}_{uuid.uuid4().hex[:8]}",
+        extra_env={"HUB_CONSUMER_DELIVER_POLICY": "new", **UNLIMITED_RATES, **(extra_env or {})},
+        replicas=replicas or {},
+    )
+    stack = EmbeddedStack(config)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 def unique_email(prefix: str = "user") -> str:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,9 +11,8 @@ import pytest
 from aiohttp import ClientSession
 from pymongo import AsyncMongoClient
 
-from collections_hub.processes import free_port
-from collections_hub.stack import EmbeddedStack, StackConfig
-from tests.support import UNLIMITED_RATES
+from collections_hub.stack import EmbeddedStack
+from tests.support import running_stack
 
 
 @pytest.fixture(scope="module")
@@ -23,24 +20,14 @@ def replicated(
     mongodb_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EmbeddedStack]:
     """A stack with two catalog_service and two history_service processes."""
-    stack = EmbeddedStack(
-        StackConfig(
-            data_dir=tmp_path_factory.mktemp("replicas"),
-            port=free_port(),
-            mongodb_url=mongodb_url,
-            nats_url=nats_url,
-            admin_api_key=secrets.token_urlsafe(16),
-            database_prefix=f"rep_{uuid.uuid4().hex[:8]}",
-            # The session's NATS server is shared: start at new events, not at every earlier test's.
-            extra_env={"HUB_CONSUMER_DELIVER_POLICY": "new", **UNLIMITED_RATES},
-            replicas={"catalog_service": 2, "history_service": 2},
-        )
-    )
-    stack.start()
-    try:
+    with running_stack(
+        tmp_path_factory.mktemp("replicas"),
+        mongodb_url,
+        nats_url,
+        "rep",
+        replicas={"catalog_service": 2, "history_service": 2},
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 async def served(http: ClientSession, url: str) -> int:

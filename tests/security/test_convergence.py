@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -33,13 +32,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from access_service.repository import AccessRepository
 from catalog_service.consumers import consume_visibility
 from catalog_service.repository import CatalogRepository
-from collections_hub.processes import free_port
-from collections_hub.stack import EmbeddedStack, StackConfig
+from collections_hub.stack import EmbeddedStack
 from shared.event_types import VisibilityChanged, event
 from shared.events import STREAM_NAME, EventEnvelope
 from shared.mongo import Document
 from shared.outbox import OutboxRelay, new_document_outbox
-from tests.support import UNLIMITED_RATES, Hub
+from tests.support import Hub, running_stack
 
 COLLECTIONS = 30
 TOGGLES = 16
@@ -83,22 +81,14 @@ def replicated(
 ) -> Iterator[EmbeddedStack]:
     """A stack with two access and two catalog replicas: two relays drain one document's outbox and two
     visibility consumers share one durable, as under the production autoscaler."""
-    config = StackConfig(
-        data_dir=tmp_path_factory.mktemp("convergence"),
-        port=free_port(),
-        mongodb_url=mongodb_url,
-        nats_url=nats_url,
-        admin_api_key=f"convergence-admin-{secrets.token_urlsafe(16)}",
-        database_prefix=f"conv_{uuid.uuid4().hex[:8]}",
-        extra_env={"HUB_CONSUMER_DELIVER_POLICY": "new", **UNLIMITED_RATES},
+    with running_stack(
+        tmp_path_factory.mktemp("convergence"),
+        mongodb_url,
+        nats_url,
+        "conv",
         replicas={"access_service": 2, "catalog_service": 2},
-    )
-    stack = EmbeddedStack(config)
-    stack.start()
-    try:
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
