@@ -28,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import end_to_end, events, gateway_cost, memory, migrate, roundtrips, scale
+from bench import end_to_end, events, gateway_cost, memory, migrate, roundtrips, scale, tracing
 from bench.harness import Bench, close_bench, open_bench
 from bench.nginx import nginx_version
 from bench.report import SKIP, Section, write
@@ -44,6 +44,7 @@ SECTIONS: dict[int, tuple[str, Callable[[Bench], Awaitable[Section]]]] = {
     5: ("Scale: membership size and list depth", scale.run),
     6: ("Memory: peak RSS per service", memory.run),
     7: ("Migrate and export", migrate.run),
+    8: ("Tracing cost: off vs on (sampled 1 and 0.01)", tracing.run),
 }
 
 
@@ -115,7 +116,7 @@ async def run_sections(
 def main() -> None:
     """Parse arguments, start the stack, run, write the report, stop everything this run started."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated section numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated section numbers")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measured wrk run")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
