@@ -1,10 +1,9 @@
-"""Typed answers. The access and history models are the services' own; the catalog renders plain dicts
-(`catalog_service/views.py`), so its shapes are declared here, strict (`extra="forbid"`), so that a field
-the server adds or drops fails the client's round-trip test instead of drifting silently."""
+"""Typed answers: the services' own answer models (access, history, catalog), strict about unknown
+fields, so that a field the server adds or drops fails the client's round-trip test instead of drifting."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,6 +19,12 @@ from access_service.schemas import (
     UserV2,
     VisibilityV2,
 )
+from catalog_service.schemas import CollectionPageA as ProjectCollectionPage
+from catalog_service.schemas import CollectionPublicA as ProjectCollection
+from catalog_service.schemas import CollectionPublicB as CollectionDetails
+from catalog_service.schemas import CollectionPublicC as Collection
+from catalog_service.schemas import ItemPublic as Item
+from catalog_service.schemas import ProjectPublic as ProjectCreated
 from history_service.schemas import HistoryEntry, HistoryPageC, HistoryPageV2
 from shared.principal import Principal
 
@@ -51,74 +56,6 @@ __all__ = [
 T = TypeVar("T")
 
 
-class Strict(BaseModel):
-    """A server answer, exactly: no unknown field, no missing one."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Thumbnail(Strict):
-    """Dialect C's thumbnail (`url` absent when the asset has none)."""
-
-    assetId: str  # noqa: N815 - the wire name
-    url: str | None = None
-
-
-class Collection(Strict):
-    """Dialect C's Collection: the SDK model, with counts."""
-
-    id: str
-    name: str
-    ownerId: str  # noqa: N815
-    assetCount: int  # noqa: N815
-    modelCount: int  # noqa: N815
-    itemCount: int  # noqa: N815
-    createdAt: str  # noqa: N815
-    updatedAt: str  # noqa: N815
-    thumbnail: Thumbnail | None = None
-
-
-class CollectionDetails(Strict):
-    """Dialect B's collection: title, description, category, tags, owner e-mail and visibility."""
-
-    id: str
-    title: str
-    description: str | None
-    category: str | None
-    tags: list[str]
-    owner: str | None
-    media_type: str
-    isPublic: bool  # noqa: N815
-    created_date: str
-    modification_date: str
-    original_title: str
-
-
-class ProjectCollection(Strict):
-    """Dialect A's collection: unique name in a project, node-id members, metadata, dataset."""
-
-    id: str
-    name: str
-    description: str | None
-    tags: list[str]
-    metadata: dict[str, Any]
-    members: list[str]
-    datasetId: str | None  # noqa: N815
-    projectId: str  # noqa: N815
-    createdAt: str  # noqa: N815
-    updatedAt: str  # noqa: N815
-
-
-class ProjectCollectionPage(Strict):
-    """Dialect A's numbered page."""
-
-    collections: list[ProjectCollection]
-    page: int
-    pageSize: int  # noqa: N815
-    total: int
-    totalPages: int  # noqa: N815
-
-
 class MembersChanged(BaseModel):
     """Dialect A's answer to adding (`added`) or removing (`removed`) node ids."""
 
@@ -128,26 +65,6 @@ class MembersChanged(BaseModel):
     total: int
     added: int | None = None
     removed: int | None = None
-
-
-class Item(Strict):
-    """A registry entry: an asset (with an optional url) or a model."""
-
-    id: str
-    name: str
-    ownerId: str  # noqa: N815
-    createdAt: str  # noqa: N815
-    url: str | None = None
-
-
-class ProjectCreated(Strict):
-    """`POST /admin/namespaces/{slug}/projects`."""
-
-    id: str
-    namespace: str
-    slug: str
-    name: str | None
-    createdAt: str  # noqa: N815
 
 
 class Page(BaseModel, Generic[T]):
