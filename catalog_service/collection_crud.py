@@ -26,6 +26,7 @@ from catalog_service.member_repository import MemberKind
 from catalog_service.membership import Membership, now_ms
 from catalog_service.projects import Projects
 from catalog_service.repository import WITHOUT_MEMBERS, CatalogRepository
+from catalog_service.schemas import CollectionImport
 from shared import event_types as ev
 from shared.authz import AccessDecisions
 from shared.clock import timestamp
@@ -33,7 +34,7 @@ from shared.cursors import InvalidToken, TokenSigner
 from shared.errors import Conflict, Invalid
 from shared.events import EventEnvelope
 from shared.mongo import Document
-from shared.principal import Principal
+from shared.principal import Principal, require_admin
 
 
 class ListCursors:
@@ -201,15 +202,20 @@ class Collections:
         metadata: dict[str, Any] | None = None,
         dataset_id: str | None = None,
         nodes: list[str] | None = None,
+        collection_id: str | None = None,
+        owner: Principal | None = None,
     ) -> Document:
-        """Create a collection (with its first nodes, dialect A); with `unique_name` a taken name is 409."""
+        """Create a collection (with its first nodes, dialect A); with `unique_name` a taken name is 409.
+
+        `collection_id` and `owner` are an import's (`import_collection`): by default a new id, the caller.
+        """
         if dataset_id is not None:
             await self.projects.require_dataset(dataset_id, project_id)
-        collection_id = new_id()
+        collection_id = collection_id or new_id()
         doc = collection_document(
             collection_id,
             project_id,
-            principal,
+            owner or principal,
             name=name,
             # Titles repeat freely in dialects B and C, so they never claim the project's unique name.
             key=name_key(project_id, name) if unique_name else free_key(project_id, name, collection_id),
@@ -250,6 +256,27 @@ class Collections:
                 change, first, actor=principal.user_id, project_id=project_id, announce=False
             )
         return doc
+
+    async def import_collection(self, principal: Principal, data: CollectionImport) -> Document:
+        """An admin creates a collection with the id and owner an export recorded: 409 when the id is taken
+        (the importer then lets this hub choose one), or when the name is taken in the project."""
+        require_admin(principal)
+        owner = Principal(user_id=data.owner_id, email=data.owner_email, role="user", auth="api_key")
+        project = await self.projects.project_for(owner, data.namespace, data.project)
+        if await self.repo.collection_any(data.id, {"_id": 1}) is not None:
+            raise Conflict("collection id already exists")
+        return await self.create(
+            principal,
+            project["_id"],
+            name=data.name,
+            unique_name=data.unique_name,
+            description=data.description,
+            category=data.category,
+            tags=data.tags,
+            metadata=data.metadata,
+            collection_id=data.id,
+            owner=owner,
+        )
 
     # --- changing -----------------------------------------------------------------------------------------
     async def update(

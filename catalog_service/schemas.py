@@ -401,3 +401,20 @@ class VisibilityShown(Strict):
 
     is_public: bool
     version: Annotated[int, Field(ge=1)]
+
+
+class CollectionImport(Strict):
+    """`POST /admin/collections`: a collection with a given id and owner, as an import brings it (admins)."""
+
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    namespace: Slug
+    project: Slug
+    owner_id: Annotated[int, Field(ge=1, le=2**63 - 1)]
+    owner_email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    name: Name
+    # False for a title from dialect B or C, which may repeat in the project (it claims no unique name).
+    unique_name: bool = True
+    description: Text | None = None
+    category: Annotated[str, StringConstraints(max_length=255)] | None = None
+    tags: Tags = []
+    metadata: Metadata = {}

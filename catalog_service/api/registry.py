@@ -8,6 +8,8 @@ from catalog_service import views
 from catalog_service.api.keys import CATALOG_KEY
 from catalog_service.repository import ItemKind
 from catalog_service.schemas import (
+    CollectionImport,
+    CollectionPublicA,
     Empty,
     ItemCreate,
     ItemPublic,
@@ -21,6 +23,25 @@ from shared.principal import require_principal
 from shared.requests import parse_body
 
 routes = web.RouteTableDef()
+
+
+@routes.post("/admin/collections")
+@documented(
+    CollectionPublicA,
+    status=201,
+    body=CollectionImport,
+    errors={
+        400: "a field invalid",
+        404: "namespace or project not found",
+        409: "the id is taken, or the name is taken in the project",
+    },
+    admin=True,
+)
+async def import_collection(request: web.Request) -> web.Response:
+    """Create a collection with a given id and owner (admin): how `collections-hub import` keeps ids."""
+    data = await parse_body(request, CollectionImport)
+    doc = await request.app[CATALOG_KEY].collections.import_collection(require_principal(request), data)
+    return web.json_response(views.dialect_a(doc, []), status=201)
 
 
 @routes.post("/admin/namespaces")

@@ -269,6 +269,10 @@ class Admin:
         """Create a project."""
         return await self._t.run(ops.create_project(namespace, slug, name))
 
+    async def import_collection(self, **fields: Any) -> m.ProjectCollection:
+        """Create a collection with a given id and owner (what `collections-hub import` keeps ids with)."""
+        return await self._t.run(ops.import_collection(fields))
+
 
 class AsyncHub:
     """An asyncio client of one hub (or of any service speaking dialects B/C)."""

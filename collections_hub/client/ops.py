@@ -25,6 +25,7 @@ from catalog_service.schemas import (
     CollectionCreateA,
     CollectionCreateB,
     CollectionCreateC,
+    CollectionImport,
     CollectionUpdateA,
     CollectionUpdateB,
     CollectionUpdateC,
@@ -356,3 +357,16 @@ def create_project(namespace: str, slug: str, name: str | None) -> Op[m.ProjectC
     """Create a project in a namespace."""
     body = body_of(ProjectCreate.model_validate({"slug": slug} | ({"name": name} if name else {})))
     return Op("POST", f"/admin/namespaces/{seg(namespace)}/projects", as_model(m.ProjectCreated), body)
+
+
+def import_collection(fields: dict[str, Any]) -> Op[m.ProjectCollection]:
+    """Create a collection with a given id and owner (admin): a 409 when the id or the name is taken.
+
+    Not repeated after an unknown outcome: a repeat would meet its own id and answer 409.
+    """
+    return Op(
+        "POST",
+        "/admin/collections",
+        as_model(m.ProjectCollection),
+        body_of(CollectionImport.model_validate(fields)),
+    )

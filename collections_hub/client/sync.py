@@ -262,6 +262,10 @@ class Admin:
         """Create a project."""
         return self._t.run(ops.create_project(namespace, slug, name))
 
+    def import_collection(self, **fields: Any) -> m.ProjectCollection:
+        """Create a collection with a given id and owner (what `collections-hub import` keeps ids with)."""
+        return self._t.run(ops.import_collection(fields))
+
 
 class Hub:
     """A blocking client of one hub (or of any service speaking dialects B/C)."""

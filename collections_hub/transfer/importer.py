@@ -1,9 +1,10 @@
 """`collections-hub import`: an export file into this hub, as the importing user.
 
-Collections are created through dialect A in the target project (the importer's personal project for a
-user export), so names, descriptions, tags, metadata and node members come back exactly; category goes
-through B, the thumbnail through C. Collection ids cannot be chosen through any dialect, so every
-collection gets a new id (reported as a map). Registry items keep their id where it is free here;
+Collections are created in the target project (the importer's personal project for a user export), so
+names, descriptions, tags, metadata and node members come back exactly; category goes through B, the
+thumbnail through C. With an admin key at hand, a collection keeps its id where it is free here
+(`POST /admin/collections`, owned by the importing user); a taken id, or an import without the admin key,
+gets a new one (reported as a map). Registry items keep their id where it is free here;
 a taken id holding another item is remapped (reported). Shares are restored by e-mail and group name
 (`people.py`). History is not written back: it is this hub's own record of what happened here, and no API
 writes it, so the import's own history (created, linked, shared) replaces it.
@@ -21,6 +22,7 @@ from collections_hub.client.ops import MAX_LINK_IDS, chunks
 from collections_hub.transfer.archive import read
 from collections_hub.transfer.items import register
 from collections_hub.transfer.people import People
+from shared.principal import Principal
 
 _A_FIELDS = ("description", "tags", "metadata")
 
@@ -57,13 +59,14 @@ class Importer:
         project: tuple[str, str] | None = None,
         on_collection: Callable[[int], None] | None = None,
     ) -> None:
-        self.dest, self.project = dest, project
+        self.dest, self.project, self.admin = dest, project, admin
         self.people = People(dest, admin)
         self.on_collection = on_collection or (lambda _members: None)
         self.report = ImportReport()
         self.items: dict[str, str] = {}
         self.current: _Current | None = None
         self.current_members = 0
+        self._principal: Principal | None = None
 
     def run(self, lines: Iterable[str]) -> ImportReport:
         """Import every record; the file is checked as it is read (a cut-short file stops with an error)."""
@@ -92,6 +95,52 @@ class Importer:
             self.report.warnings.append(
                 f"{record['id']}: dataset {record['dataset_id']} not kept (the API cannot read a dataset)"
             )
+        kept = self._keep_id(record, fields)
+        if kept is not None:
+            dest_id, name = kept
+        else:
+            dest_id, name = self._create(record, fields)
+        if record.get("category") is not None and kept is None:
+            self.dest.collections.update_details(dest_id, category=record["category"])
+        if record.get("is_public"):
+            self.dest.sharing.set_public(dest_id, True)
+        self.current = _Current(record["id"], dest_id, name, record.get("thumbnail"))
+        self.report.collection_ids[record["id"]] = dest_id
+
+    def _keep_id(self, record: dict[str, Any], fields: dict[str, Any]) -> tuple[str, str | None] | None:
+        """Create the collection under its exported id (admin key needed): (id, name it is found by), or
+        None when the id is taken here or there is no admin key."""
+        if self.admin is None or self.project is None:
+            return None
+        me = self._me()
+        wanted = {
+            "id": record["id"],
+            "namespace": self.project[0],
+            "project": self.project[1],
+            "owner_id": me.user_id,
+            "owner_email": me.email,
+            "name": record["name"],
+            "category": record.get("category"),
+            **fields,
+        }
+        for unique_name in (True, False):
+            try:
+                self.admin.admin.import_collection(**wanted, unique_name=unique_name)
+            except Conflict as exc:
+                if "id already exists" in str(exc.body):
+                    return None
+                continue  # the name is taken in the project: keep the id, as a title that may repeat
+            return record["id"], record["name"] if unique_name else None
+        return None
+
+    def _me(self) -> Principal:
+        if self._principal is None:
+            self._principal = self.dest.me()
+        return self._principal
+
+    def _create(self, record: dict[str, Any], fields: dict[str, Any]) -> tuple[str, str | None]:
+        """Create the collection under a new id: (id, name it is found by, None when it may repeat)."""
+        assert self.project is not None
         name: str | None = record["name"]
         try:
             dest_id = self.dest.project(*self.project).create(record["name"], **fields).id
@@ -103,12 +152,7 @@ class Importer:
             dest_id, name = made.id, None
             if record.get("metadata"):
                 self.report.warnings.append(f"{record['id']}: metadata not kept (its name repeats)")
-        if record.get("category") is not None:
-            self.dest.collections.update_details(dest_id, category=record["category"])
-        if record.get("is_public"):
-            self.dest.sharing.set_public(dest_id, True)
-        self.current = _Current(record["id"], dest_id, name, record.get("thumbnail"))
-        self.report.collection_ids[record["id"]] = dest_id
+        return dest_id, name
 
     def _on_item(self, record: dict[str, Any]) -> None:
         key = f"{record['kind']}:{record['id']}"
