@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
+import time
 
 from aiohttp import ClientSession
 
@@ -57,6 +59,7 @@ async def test_guessing_secrets_is_cut_off_with_429(hub: Hub, gateway_with: Gate
     key_id = key.split(".")[0]
     async with gateway_with() as url, ClientSession() as http:
         statuses = []
+        started = time.monotonic()
         for n in range(2_000):
             basic = base64.b64encode(f"{key_id}:wrong-{n}".encode()).decode()
             async with http.get(f"{url}/v1/me", headers={"Authorization": f"Basic {basic}"}) as response:
@@ -68,8 +71,11 @@ async def test_guessing_secrets_is_cut_off_with_429(hub: Hub, gateway_with: Gate
                         "too many failed authentications",
                         "too many requests",
                     }
+        elapsed = time.monotonic() - started
         assert statuses[:20] == [401] * 20
-        assert statuses.count(429) >= 1_970
+        # The failure bucket refills at 1/s: only the burst and what refilled meanwhile get a 401.
+        assert statuses.count(401) <= 20 + math.ceil(elapsed) + 1
+        assert statuses.count(429) + statuses.count(401) == 2_000
         async with http.get(f"{url}/v1/me", headers={"X-API-KEY": key}) as response:
             assert response.status == 429
 
@@ -78,12 +84,15 @@ async def test_blocked_address_recovers_after_retry_after(hub: Hub, gateway_with
     """Once the failure bucket refills, a valid key from the same address works again."""
     _, key = await hub.user_with_key()
     async with (
-        gateway_with(rate_limit_auth_failures_per_second=5.0, rate_limit_auth_failures_burst=3) as url,
+        gateway_with(rate_limit_auth_failures_per_second=1.0, rate_limit_auth_failures_burst=3) as url,
         ClientSession() as http,
     ):
-        for _ in range(3):
+        statuses = []
+        while not statuses or statuses[-1] != 429:  # fail until the address is blocked (3, or a few more)
             async with http.get(f"{url}/v1/me", headers={"X-API-KEY": "hk_0.bad"}) as response:
-                assert response.status == 401
+                statuses.append(response.status)
+            assert len(statuses) <= 10
+        assert statuses[:3] == [401] * 3
         async with http.get(f"{url}/v1/me", headers={"X-API-KEY": key}) as response:
             assert response.status == 429
             retry_after = int(response.headers["Retry-After"])
@@ -97,7 +106,7 @@ async def test_each_credential_has_its_own_bucket(hub: Hub, gateway_with: Gatewa
     _, busy = await hub.user_with_key()
     _, quiet = await hub.user_with_key()
     async with (
-        gateway_with(rate_limit_credential_per_second=0.5, rate_limit_credential_burst=5) as url,
+        gateway_with(rate_limit_credential_per_second=0.01, rate_limit_credential_burst=5) as url,
         ClientSession() as http,
     ):
         statuses = []
@@ -122,7 +131,7 @@ async def test_each_credential_has_its_own_bucket(hub: Hub, gateway_with: Gatewa
 async def test_each_address_has_a_bucket_before_authentication(gateway_with: GatewayFactory) -> None:
     """An address that floods (even without credentials) gets 429 once its bucket is empty."""
     async with (
-        gateway_with(rate_limit_address_per_second=0.5, rate_limit_address_burst=10) as url,
+        gateway_with(rate_limit_address_per_second=0.01, rate_limit_address_burst=10) as url,
         ClientSession() as http,
     ):
         statuses = []
@@ -138,7 +147,7 @@ async def test_trusted_proxy_hops_pick_the_client_address(hub: Hub, gateway_with
     """Behind one trusted proxy, clients are told apart by X-Forwarded-For; a spoofed extra hop is ignored."""
     async with (
         gateway_with(
-            trusted_proxy_hops=1, rate_limit_address_per_second=0.5, rate_limit_address_burst=2
+            trusted_proxy_hops=1, rate_limit_address_per_second=0.01, rate_limit_address_burst=2
         ) as url,
         ClientSession() as http,
     ):
