@@ -120,7 +120,6 @@ async def delete(request: web.Request) -> web.Response:
         400: "asset not found",
         403: "the caller may read the collection but not change it",
         404: "collection not found",
-        409: "the collection is changing too fast; try again",
         422: "Missing parameters",
     },
 )
@@ -141,7 +140,6 @@ async def add_asset(request: web.Request) -> web.Response:
         400: "asset not found",
         403: "the caller may read the collection but not change it",
         404: "collection not found",
-        409: "the collection is changing too fast; try again",
         422: "Missing parameters",
     },
 )

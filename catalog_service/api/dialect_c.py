@@ -128,7 +128,6 @@ def link_handler(kind: ItemKind, *, add: bool) -> Handler:
         400: f"1 to 49 ids, each a registered {kind}",
         403: "the caller may read the collection but not change it",
         404: "collection not found",
-        409: "the collection is changing too fast; try again",
     }
     return documented(CollectionEnvelopeC, body=schema, errors=errors)(handler)
 
