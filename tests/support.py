@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -144,3 +145,30 @@ async def find_event(
         raise AssertionError(f"no matching event on {subject}")
     finally:
         await nc.close()
+
+
+async def json_of(hub: Hub, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    """Status and decoded body of one call through the gateway."""
+    response = await hub.call(method, path, **kwargs)
+    return response.status, await response.json()
+
+
+async def new_project(hub: Hub, prefix: str = "ns", project: str = "p") -> str:
+    """A fresh namespace with one project; the dialect-A base path of its collections."""
+    slug = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    assert (await hub.call("POST", "/admin/namespaces", json={"slug": slug})).status == 201
+    assert (
+        await hub.call("POST", f"/admin/namespaces/{slug}/projects", json={"slug": project})
+    ).status == 201
+    return f"/namespaces/{slug}/projects/{project}/collections"
+
+
+async def wait_for_history(hub: Hub, collection_id: str, entries: int, within: float = 20.0) -> None:
+    """Until history shows at least `entries` entries of the collection (the projection is asynchronous)."""
+    deadline = time.monotonic() + within
+    while True:
+        status, body = await json_of(hub, "GET", f"/v1/collections/{collection_id}/history?pageSize=100")
+        if status == 200 and len(body["data"]) >= entries:
+            return
+        assert time.monotonic() < deadline, f"history of {collection_id}: {status} {body}"
+        await asyncio.sleep(0.1)

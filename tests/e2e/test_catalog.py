@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
 from collections_hub.stack import EmbeddedStack
-from tests.support import Hub, find_event
+from tests.support import Hub, find_event, json_of, new_project
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -18,16 +17,7 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 @pytest.fixture
 async def project(hub: Hub) -> str:
     """A fresh namespace with one project; the dialect-A base path of its collections."""
-    slug = f"ns-{uuid.uuid4().hex[:8]}"
-    assert (await hub.call("POST", "/admin/namespaces", json={"slug": slug})).status == 201
-    assert (await hub.call("POST", f"/admin/namespaces/{slug}/projects", json={"slug": "cams"})).status == 201
-    return f"/namespaces/{slug}/projects/cams/collections"
-
-
-async def json_of(hub: Hub, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-    """Status and decoded body of one call."""
-    response = await hub.call(method, path, **kwargs)
-    return response.status, await response.json()
+    return await new_project(hub, project="cams")
 
 
 async def registered(hub: Hub, kind: str, count: int, **fields: Any) -> list[str]:

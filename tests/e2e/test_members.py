@@ -6,29 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any
 
-from tests.support import Hub
-
-
-async def a_project(hub: Hub) -> str:
-    """A fresh namespace and project; the dialect-A base path of its collections."""
-    slug = f"mem-{uuid.uuid4().hex[:8]}"
-    assert (await hub.call("POST", "/admin/namespaces", json={"slug": slug})).status == 201
-    assert (await hub.call("POST", f"/admin/namespaces/{slug}/projects", json={"slug": "p"})).status == 201
-    return f"/namespaces/{slug}/projects/p/collections"
-
-
-async def body_of(hub: Hub, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-    """Status and decoded body of one call."""
-    response = await hub.call(method, path, **kwargs)
-    return response.status, await response.json()
+from tests.support import Hub, json_of, new_project
 
 
 async def test_32_writers_on_one_collection_all_succeed_and_stay_exact(hub: Hub) -> None:
     """32 clients adding and removing on one collection at once: only 2xx; every acknowledged add is there
     once, nothing removed remains, and the reported counts add up to the total."""
-    base = await a_project(hub)
+    base = await new_project(hub, "mem")
     assert (await hub.call("POST", base, json={"name": "busy"})).status == 201
     shared = [f"shared-{n}" for n in range(12)]
     statuses: list[int] = []
@@ -44,7 +29,7 @@ async def test_32_writers_on_one_collection_all_succeed_and_stay_exact(hub: Hub)
             ("DELETE", "remove", [own[5]]),
         ]
         for method, key, ids in steps:
-            status, body = await body_of(hub, method, f"{base}/busy/members", json={key: ids})
+            status, body = await json_of(hub, method, f"{base}/busy/members", json={key: ids})
             statuses.append(status)
             if status == 200:
                 net += body[key.replace("add", "added").replace("remove", "removed")] * (
@@ -53,7 +38,7 @@ async def test_32_writers_on_one_collection_all_succeed_and_stay_exact(hub: Hub)
 
     await asyncio.gather(*(client(n) for n in range(32)))
     assert set(statuses) == {200}
-    status, collection = await body_of(hub, "GET", f"{base}/busy")
+    status, collection = await json_of(hub, "GET", f"{base}/busy")
     assert status == 200
     members = collection["members"]
     assert len(members) == len(set(members)) == net
@@ -69,36 +54,36 @@ async def test_c_counts_stay_exact_under_concurrent_links(hub: Hub) -> None:
     _, key = await hub.user_with_key()
     assets = []
     for n in range(20):
-        status, body = await body_of(hub, "POST", "/v1/assets", key=key, json={"name": f"a{n}"})
+        status, body = await json_of(hub, "POST", "/v1/assets", key=key, json={"name": f"a{n}"})
         assert status == 201
         assets.append(body["id"])
-    _, created = await body_of(hub, "POST", "/v1/collections", key=key, json={"name": "links"})
+    _, created = await json_of(hub, "POST", "/v1/collections", key=key, json={"name": "links"})
     path = f"/v1/collections/{created['collection']['id']}/assets"
 
     async def client(n: int) -> int:
         chosen = assets[n % 7 : n % 7 + 9]
         method = "PUT" if n % 3 else "DELETE"
-        status, _ = await body_of(hub, method, path, key=key, json={"assetIds": chosen})
+        status, _ = await json_of(hub, method, path, key=key, json={"assetIds": chosen})
         return status
 
     assert set(await asyncio.gather(*(client(n) for n in range(32)))) == {200}
-    status, final = await body_of(hub, "GET", path.removesuffix("/assets"), key=key)
+    status, final = await json_of(hub, "GET", path.removesuffix("/assets"), key=key)
     assert status == 200
     if thumbnail := final["collection"].get("thumbnail"):
         # The thumbnail is one of the collection's assets: unlinking it takes exactly one away.
-        status, unlinked = await body_of(
+        status, unlinked = await json_of(
             hub, "DELETE", path, key=key, json={"assetIds": [thumbnail["assetId"]]}
         )
         assert unlinked["collection"]["assetCount"] == final["collection"]["assetCount"] - 1
         assert "thumbnail" not in unlinked["collection"]
-        status, final = await body_of(hub, "GET", path.removesuffix("/assets"), key=key)
+        status, final = await json_of(hub, "GET", path.removesuffix("/assets"), key=key)
     # Every asset the collection holds can be unlinked exactly once: that many is the true count.
-    status, emptied = await body_of(hub, "DELETE", path, key=key, json={"assetIds": assets[:20][:49]})
+    status, emptied = await json_of(hub, "DELETE", path, key=key, json={"assetIds": assets[:20][:49]})
     assert status == 200
     assert emptied["collection"]["assetCount"] == 0
     assert "thumbnail" not in emptied["collection"]
     relinked = final["collection"]["assetCount"]
-    status, again = await body_of(hub, "PUT", path, key=key, json={"assetIds": assets})
+    status, again = await json_of(hub, "PUT", path, key=key, json={"assetIds": assets})
     assert again["collection"]["assetCount"] == len(assets)
     assert relinked <= len(assets)
 
@@ -110,14 +95,14 @@ async def test_a_grant_is_seen_by_the_very_next_request(hub: Hub) -> None:
     reader, reader_key = await hub.user_with_key()
     member, member_key = await hub.user_with_key()
     _, stranger_key = await hub.user_with_key()
-    status, group = await body_of(hub, "POST", "/admin/groups", json={"name": f"g-{uuid.uuid4().hex[:6]}"})
+    status, group = await json_of(hub, "POST", "/admin/groups", json={"name": f"g-{uuid.uuid4().hex[:6]}"})
     assert status == 201
-    status, _ = await body_of(
+    status, _ = await json_of(
         hub, "POST", f"/admin/groups/{group['id']}/members", json={"user_ids": [member["id"]]}
     )
     assert status in (200, 201)
     for round_ in range(5):
-        _, created = await body_of(
+        _, created = await json_of(
             hub, "POST", "/api/v2/collections", key=owner_key, json={"title": f"g{round_}"}
         )
         cid = created["collection"]["id"]
@@ -129,13 +114,13 @@ async def test_a_grant_is_seen_by_the_very_next_request(hub: Hub) -> None:
         assert (await hub.call("GET", path, key=reader_key)).status == 200
         assert (await hub.call("POST", f"{path}/user_groups/{group['id']}", key=owner_key)).status == 200
         assert (await hub.call("GET", f"/v1/collections/{cid}", key=member_key)).status == 200
-        status, made = await body_of(hub, "POST", f"{path}/public", key=owner_key)
+        status, made = await json_of(hub, "POST", f"{path}/public", key=owner_key)
         assert (status, made) == (200, {"is_public": True})
-        status, seen = await body_of(hub, "GET", path, key=owner_key)
+        status, seen = await json_of(hub, "GET", path, key=owner_key)
         assert seen["collection"]["isPublic"] is True
         assert (await hub.call("GET", path, key=stranger_key)).status == 200
         assert (await hub.call("POST", f"{path}/private", key=owner_key)).status == 200
-        status, seen = await body_of(hub, "GET", path, key=owner_key)
+        status, seen = await json_of(hub, "GET", path, key=owner_key)
         assert seen["collection"]["isPublic"] is False
         assert (await hub.call("DELETE", f"{path}/users/{reader['id']}", key=owner_key)).status == 200
         deadline = asyncio.get_running_loop().time() + 1.5
@@ -146,13 +131,13 @@ async def test_a_grant_is_seen_by_the_very_next_request(hub: Hub) -> None:
 
 async def test_a_members_are_streamed_in_order(hub: Hub) -> None:
     """A collection of 6,001 nodes answers every member once, in the order added, as a chunked stream."""
-    base = await a_project(hub)
+    base = await new_project(hub, "mem")
     assert (await hub.call("POST", base, json={"name": "long", "members": ["first"]})).status == 201
     expected = ["first"]
     for batch in range(3):
         ids = [f"n{batch}-{k:05d}" for k in range(2_000)]
         expected += ids
-        status, body = await body_of(hub, "POST", f"{base}/long/members", json={"add": ids})
+        status, body = await json_of(hub, "POST", f"{base}/long/members", json={"add": ids})
         assert status == 200
         assert (body["added"], body["total"]) == (2_000, len(expected))
     response = await hub.http.get(f"{hub.url}{base}/long", headers=hub.admin())
@@ -170,7 +155,7 @@ async def test_a_members_are_streamed_in_order(hub: Hub) -> None:
 async def test_a_write_grant_is_seen_by_the_very_next_write(hub: Hub) -> None:
     """A project viewer whose read was just allowed (and cached) may write the moment it is made editor:
     a cached allow to read never stands in for a denial to write."""
-    base = await a_project(hub)
+    base = await new_project(hub, "mem")
     namespace, project = base.split("/")[2], base.split("/")[4]
     user, key = await hub.user_with_key()
     members = f"/admin/namespaces/{namespace}/projects/{project}/members/{user['id']}"

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from typing import Any
 
 from collections_hub.stack import EmbeddedStack
-from tests.support import Hub, hs256_token
+from tests.support import Hub, hs256_token, json_of, wait_for_history
 
 NOT_FOUND_B = {"error": "collection not found"}
-
-
-async def json_of(hub: Hub, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-    """Status and decoded body of one call."""
-    response = await hub.call(method, path, **kwargs)
-    return response.status, await response.json()
 
 
 async def new_b_collection(hub: Hub, title: str | None = None, key: str | None = None) -> str:
@@ -26,17 +17,6 @@ async def new_b_collection(hub: Hub, title: str | None = None, key: str | None =
     )
     assert status == 200, body
     return str(body["collection"]["id"])
-
-
-async def wait_for_history(hub: Hub, collection_id: str, entries: int, within: float = 20.0) -> None:
-    """Until history shows at least `entries` entries of the collection (the projection is asynchronous)."""
-    deadline = time.monotonic() + within
-    while True:
-        status, body = await json_of(hub, "GET", f"/v1/collections/{collection_id}/history?pageSize=100")
-        if status == 200 and len(body["data"]) >= entries:
-            return
-        assert time.monotonic() < deadline, f"history of {collection_id}: {status} {body}"
-        await asyncio.sleep(0.1)
 
 
 # --- (a) guests on an unknown collection -----------------------------------------------------------------

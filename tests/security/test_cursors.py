@@ -6,11 +6,9 @@ collections list. Genuine tokens still page, and are good wherever the stack's i
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
-import time
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +19,7 @@ from catalog_service.service import ListCursors
 from collections_hub.stack import EmbeddedStack
 from history_service.cursors import HistoryCursors
 from shared.cursors import TokenSigner
-from tests.support import Hub
+from tests.support import Hub, json_of, wait_for_history
 
 EVENTS = 25  # created + 24 visibility changes: two B pages (20 + 5), three C pages of 10
 
@@ -39,12 +37,6 @@ def unb64(token: str) -> bytes:
 def echoed(value: str) -> str:
     """How an error message may show a value: short printable ASCII as is, else the placeholder."""
     return value if len(value) <= 64 and all(" " <= ch <= "~" for ch in value) else "(omitted)"
-
-
-async def json_of(hub: Hub, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-    """Status and decoded body of one call."""
-    response = await hub.call(method, path, **kwargs)
-    return response.status, await response.json()
 
 
 def hostile(genuine: str, collection_id: str, other_genuine: str) -> list[str]:
@@ -92,17 +84,6 @@ def hostile(genuine: str, collection_id: str, other_genuine: str) -> list[str]:
         edited[index] ^= 0x01
         made.append(b64(bytes(edited)))
     return made
-
-
-async def wait_for_history(hub: Hub, collection_id: str, entries: int, within: float = 20.0) -> None:
-    """Until history shows `entries` entries of the collection (the projection is asynchronous)."""
-    deadline = time.monotonic() + within
-    while True:
-        status, body = await json_of(hub, "GET", f"/v1/collections/{collection_id}/history?pageSize=100")
-        if status == 200 and len(body["data"]) >= entries:
-            return
-        assert time.monotonic() < deadline, f"history of {collection_id}: {status} {body}"
-        await asyncio.sleep(0.1)
 
 
 async def collection_with_history(hub: Hub, title: str) -> str:
