@@ -237,7 +237,7 @@ class Collections:
         first = list(dict.fromkeys(nodes or []))
         kind: MemberKind = "node"
         change = (
-            await self.membership.members.begin_with_new_collection(
+            self.membership.members.begin_with_new_collection(
                 doc, kind, len(first), principal.user_id, now_ms()
             )
             if first

@@ -43,6 +43,7 @@ PENDING = "member_ops"
 PENDING_COUNT = "member_ops_count"
 POSITION = "member_position"
 CHANGE_NUMBER = "member_change_number"
+LAYOUT_MARK = "member-documents"
 # Member documents stream in batches of this many (a page of a getMore).
 BATCH = 2_000
 
@@ -73,6 +74,8 @@ class MemberRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.members = db["members"]
         self.collections = db["collections"]
+        # One document saying the array layout is gone, so a start does not look for arrays again.
+        self.layout = db["layout"]
 
     async def ensure_indexes(self) -> None:
         """The listing index (collection, kind, state, position), the recovery index, pending marks."""
@@ -119,7 +122,7 @@ class MemberRepository:
             collection=before,
         )
 
-    async def begin_with_new_collection(
+    def begin_with_new_collection(
         self, doc: Document, kind: MemberKind, count: int, actor: int, now_ms: int
     ) -> PendingChange:
         """The pending change a collection is inserted with, to add its first members (fields for `doc`)."""
@@ -258,6 +261,14 @@ class MemberRepository:
             yield doc["c"], doc["i"]
 
     # --- the layout before this one ----------------------------------------------------------------------
+    async def migrated(self) -> bool:
+        """Whether every collection was moved to member documents already (by an earlier start)."""
+        return await self.layout.find_one({"_id": LAYOUT_MARK}) is not None
+
+    async def mark_migrated(self) -> None:
+        """Record that no collection holds member arrays any more."""
+        await self.layout.update_one({"_id": LAYOUT_MARK}, {"$set": {"done": 1}}, upsert=True)
+
     async def legacy_collections(self, limit: int) -> list[Document]:
         """Collections that still hold member arrays (written by the layout before member documents)."""
         found: dict[str, Document] = {}

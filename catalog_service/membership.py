@@ -266,7 +266,12 @@ class Membership:
         return finished
 
     async def migrate_legacy_layout(self) -> int:
-        """Move every collection still holding member arrays to member documents; members moved."""
+        """Move every collection still holding member arrays to member documents; members moved.
+
+        Once done it says so in one document: later starts read that instead of looking for arrays
+        (a query no index serves)."""
+        if await self.members.migrated():
+            return 0
         moved = 0
         done = 0
         while batch := await self.members.legacy_collections(MIGRATION_BATCH):
@@ -278,4 +283,5 @@ class Membership:
             )
         if done:
             log.info("member migration finished", extra={"collections": done, "members": moved})
+        await self.members.mark_migrated()
         return moved

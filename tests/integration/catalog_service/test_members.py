@@ -175,7 +175,12 @@ async def test_migration_moves_arrays_to_member_documents_idempotently(
         {"_id": "old2"}, {"$set": {"nodes": ["x", "y"], "models": ["m"]}}
     )
     assert await membership.migrate_legacy_layout() == 305
+    # Done once, said once: later starts read that mark instead of searching for arrays.
+    await new_collection(mongo_db, "late", nodes=["z"])
     assert await membership.migrate_legacy_layout() == 0
+    late = await mongo_db["collections"].find_one({"_id": "late"})
+    assert late is not None
+    assert late["nodes"] == ["z"]
     assert await members_of(membership, "old1") == nodes
     assert await members_of(membership, "old2") == ["x", "y"]
     for collection_id, counts in (("old1", (300, 2, 0)), ("old2", (2, 0, 1))):
