@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -19,6 +21,7 @@ from access_service.api.keys import (
 )
 from access_service.decisions import Decisions
 from access_service.groups import GroupService
+from access_service.list_facts import send_all_facts
 from access_service.mail import RecordingMailer
 from access_service.repository import AccessRepository
 from access_service.roles import ProjectRoles
@@ -64,10 +67,15 @@ def create_app(settings: AccessSettings) -> web.Application:
         decisions = Decisions(repository)
         app[ACCESS_KEY] = service
         app[DECISIONS_KEY] = decisions
-        app[GROUPS_KEY] = GroupService(repository)
-        app[ROLES_KEY] = ProjectRoles(repository, app[PROJECTS_KEY])
+        app[GROUPS_KEY] = GroupService(repository, app[COLLECTIONS_KEY])
+        app[ROLES_KEY] = ProjectRoles(repository, app[PROJECTS_KEY], app[COLLECTIONS_KEY])
         app[SHARING_KEY] = CollectionSharing(repository, decisions, app[COLLECTIONS_KEY], app[MAILER_KEY])
+        # Shares, groups and roles written before catalog's lists had a read model reach it once.
+        catch_up = asyncio.create_task(send_all_facts(repository, peer(app, settings.catalog_url)))
         yield
+        catch_up.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await catch_up
 
     app.cleanup_ctx.extend(
         [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from access_service.repository import PROJECT_ROLE_FIELDS, AccessRepository
-from shared.authz import ALL, CollectionRef, Permissions, ProjectRole, Visibility
+from shared.authz import ALL, CollectionRef, Permissions, ProjectRole
 from shared.mongo import Document
 
 # Project roles that may change a collection; every project role may read it.
@@ -42,7 +42,7 @@ def decide(user: Document | None, access: Document | None, collection: Collectio
 
 
 class Decisions:
-    """Answers `/internal/permissions`, `/internal/project-roles` and `/internal/visibility`."""
+    """Answers `/internal/permissions` and `/internal/project-roles`."""
 
     def __init__(self, repository: AccessRepository) -> None:
         self.repository = repository
@@ -62,12 +62,3 @@ class Decisions:
         if user["role"] == "admin":
             return ProjectRole(role="owner")
         return ProjectRole.model_validate({"role": project_role(user, project_id)})
-
-    async def visibility(self, user_id: int) -> Visibility:
-        """Collections shared with the user (directly, as guest, through groups) and its projects."""
-        user = await self.repository.user_by_id(user_id)
-        if user is None:
-            return Visibility()
-        collection_ids = await self.repository.collections_shared_with(user_id, user.get("group_ids", []))
-        project_ids = {pid for field in PROJECT_ROLE_FIELDS.values() for pid in user.get(field, [])}
-        return Visibility(collection_ids=sorted(collection_ids), project_ids=sorted(project_ids))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from access_service.repository import AccessRepository
 from access_service.schemas import GroupCreate, GroupMembersAdd, GroupPublic, GroupsPublic, int_id
 from access_service.service import user_v2
+from shared.catalog_directory import CollectionDirectory, VisibilityFact
 from shared.clock import timestamp
 from shared.errors import Invalid, NotFound
 from shared.event_types import GroupChanged, event
@@ -41,8 +42,9 @@ async def render_groups(repository: AccessRepository, groups: list[Document]) ->
 class GroupService:
     """User groups; a group's membership lives in its members' user documents."""
 
-    def __init__(self, repository: AccessRepository) -> None:
+    def __init__(self, repository: AccessRepository, collections: CollectionDirectory) -> None:
         self.repository = repository
+        self.collections = collections
 
     async def create(self, data: GroupCreate, *, actor: int | None) -> GroupPublic:
         """A new, empty group with the next integer id."""
@@ -90,7 +92,8 @@ class GroupService:
                 group_id=group["_id"],
                 user_id=user_id,
             )
-            await self.repository.add_group_member(group["_id"], user_id, added)
+            if version := await self.repository.add_group_member(group["_id"], user_id, added):
+                await self.collections.tell_facts([_member_fact(group["_id"], user_id, True, version)])
         return (await render_groups(self.repository, [group]))[0]
 
     async def remove_member(self, raw_group_id: str, raw_user_id: str, *, actor: int | None) -> GroupPublic:
@@ -106,8 +109,10 @@ class GroupService:
             group_id=group["_id"],
             user_id=user_id,
         )
-        if not await self.repository.remove_group_member(group["_id"], user_id, removed):
+        version = await self.repository.remove_group_member(group["_id"], user_id, removed)
+        if not version:
             raise Invalid("User is not a member of this UserGroup")
+        await self.collections.tell_facts([_member_fact(group["_id"], user_id, False, version)])
         return (await render_groups(self.repository, [group]))[0]
 
     async def _group(self, raw_group_id: str) -> Document:
@@ -116,3 +121,8 @@ class GroupService:
         if group is None:
             raise group_not_found(raw_group_id)
         return group
+
+
+def _member_fact(group_id: int, user_id: int, on: bool, version: int) -> VisibilityFact:
+    """What catalog's lists need to know: the user sees (or no longer sees) what the group sees."""
+    return VisibilityFact(kind="member", on=on, version=version, group_id=group_id, user_id=user_id)

@@ -25,7 +25,7 @@ tests/integration/access_service/test_mongo_contract.py pins what this module re
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -196,30 +196,33 @@ class AccessRepository:
         """Every group (in no particular order: an integer `_id` sorts as text on nx-27017)."""
         return await self.groups.find({}, _NO_OUTBOX).to_list()
 
-    async def add_group_member(self, group_id: int, user_id: int, event: EventEnvelope) -> bool:
-        """Put the user into the group, with its event; False when it already was in it (or is unknown)."""
+    async def add_group_member(self, group_id: int, user_id: int, event: EventEnvelope) -> int:
+        """Put the user into the group, with its event: the user's new version, 0 when it already was in it
+        (or is unknown)."""
 
         def add(user: Document) -> tuple[Document, Document] | None:
             if group_id in user.get("group_ids", []):
                 return None
             return {}, {"$addToSet": {"group_ids": {"$each": [group_id]}}}
 
-        return bool(await self._compare_and_set(self.users, user_id, add, event))
+        return await self._compare_and_set(self.users, user_id, add, event)
 
-    async def remove_group_member(self, group_id: int, user_id: int, event: EventEnvelope) -> bool:
-        """Take the user out of the group, with its event; False when it was not in it."""
+    async def remove_group_member(self, group_id: int, user_id: int, event: EventEnvelope) -> int:
+        """Take the user out of the group, with its event: the user's new version,
+        0 when it was not in it."""
 
         def remove(user: Document) -> tuple[Document, Document] | None:
             if group_id not in user.get("group_ids", []):
                 return None
             return {}, {"$pull": {"group_ids": {"$in": [group_id]}}}
 
-        return bool(await self._compare_and_set(self.users, user_id, remove, event))
+        return await self._compare_and_set(self.users, user_id, remove, event)
 
     # --- project roles ----------------------------------------------------------------------------------
 
-    async def set_project_role(self, user_id: int, project_id: str, role: str, event: EventEnvelope) -> bool:
-        """Give the user this role on the project (dropping another), with its event; False if it held it."""
+    async def set_project_role(self, user_id: int, project_id: str, role: str, event: EventEnvelope) -> int:
+        """Give the user this role on the project (dropping another), with its event: the user's
+        new version, 0 if it held it."""
         field = PROJECT_ROLE_FIELDS[role]
         others = [other for other in PROJECT_ROLE_FIELDS.values() if other != field]
 
@@ -231,10 +234,11 @@ class AccessRepository:
                 "$pull": {other: {"$in": [project_id]} for other in others},
             }
 
-        return bool(await self._compare_and_set(self.users, user_id, grant, event))
+        return await self._compare_and_set(self.users, user_id, grant, event)
 
-    async def remove_project_role(self, user_id: int, project_id: str, event: EventEnvelope) -> bool:
-        """Take the user's role on the project away, with its event; False when it held none."""
+    async def remove_project_role(self, user_id: int, project_id: str, event: EventEnvelope) -> int:
+        """Take the user's role on the project away, with its event: the user's
+        new version, 0 when it held none."""
         fields = list(PROJECT_ROLE_FIELDS.values())
 
         def revoke(user: Document) -> tuple[Document, Document] | None:
@@ -242,7 +246,7 @@ class AccessRepository:
                 return None
             return {}, {"$pull": {field: {"$in": [project_id]} for field in fields}}
 
-        return bool(await self._compare_and_set(self.users, user_id, revoke, event))
+        return await self._compare_and_set(self.users, user_id, revoke, event)
 
     async def _compare_and_set(
         self,
@@ -321,8 +325,9 @@ class AccessRepository:
 
         return await self._compare_and_set(self.collection_access, collection_id, flip, event)
 
-    async def link(self, collection_id: str, field: str, member: int, now: str, event: EventEnvelope) -> bool:
-        """Add a user or group id to `user_ids`/`group_ids`, with its event; False when already there."""
+    async def link(self, collection_id: str, field: str, member: int, now: str, event: EventEnvelope) -> int:
+        """Add a user or group id to `user_ids`/`group_ids`, with its event: its version,
+        0 when already there."""
         share_field = _share_field(field)
 
         def add(access: Document) -> tuple[Document, Document] | None:
@@ -333,12 +338,13 @@ class AccessRepository:
                 {"$addToSet": {share_field: {"$each": [member]}}, "$set": {"updated_at": now}},
             )
 
-        return bool(await self._compare_and_set(self.collection_access, collection_id, add, event))
+        return await self._compare_and_set(self.collection_access, collection_id, add, event)
 
     async def unlink(
         self, collection_id: str, field: str, member: int, now: str, event: EventEnvelope
-    ) -> bool:
-        """Remove a user or group id from `user_ids`/`group_ids`, with its event; False when absent."""
+    ) -> int:
+        """Remove a user or group id from `user_ids`/`group_ids`, with its event: its version,
+        0 when absent."""
         share_field = _share_field(field)
 
         def remove(access: Document) -> tuple[Document, Document] | None:
@@ -349,15 +355,29 @@ class AccessRepository:
                 {"$pull": {share_field: {"$in": [member]}}, "$set": {"updated_at": now}},
             )
 
-        return bool(await self._compare_and_set(self.collection_access, collection_id, remove, event))
+        return await self._compare_and_set(self.collection_access, collection_id, remove, event)
 
-    async def collections_shared_with(self, user_id: int, group_ids: list[int]) -> list[str]:
-        """Ids of collections shared with the user directly, as a guest or through one of its groups."""
-        clauses: list[Document] = [{"user_ids": {"$in": [user_id]}}]
-        if group_ids:
-            clauses.append({"group_ids": {"$in": group_ids}})
-        query = clauses[0] if len(clauses) == 1 else {"$or": clauses}
-        return [doc["_id"] for doc in await self.collection_access.find(query, {"_id": 1}).to_list()]
+    async def shared_collections(self) -> AsyncIterator[Document]:
+        """Every collection's access document that shares it with anyone (the lists' one-off catch-up)."""
+        cursor = self.collection_access.find({}, {"user_ids": 1, "group_ids": 1, VERSION_FIELD: 1})
+        async for access in cursor:
+            if access.get("user_ids") or access.get("group_ids"):
+                yield access
+
+    async def users_with_grants(self) -> AsyncIterator[Document]:
+        """Every user in a group or with a project role (the lists' one-off catch-up)."""
+        fields = ["group_ids", *PROJECT_ROLE_FIELDS.values()]
+        async for user in self.users.find({}, {VERSION_FIELD: 1, **dict.fromkeys(fields, 1)}):
+            if any(user.get(field) for field in fields):
+                yield user
+
+    async def marked(self, mark: str) -> bool:
+        """Whether a one-off task recorded that it is done."""
+        return await self.db["marks"].find_one({"_id": mark}) is not None
+
+    async def mark(self, mark: str) -> None:
+        """Record that a one-off task is done."""
+        await self.db["marks"].update_one({"_id": mark}, {"$set": {"done": 1}}, upsert=True)
 
     # --- mail -------------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from access_service.repository import AccessRepository
 from access_service.schemas import GroupsPublic, GuestInvite, OkV2, UsersV2, VisibilityV2, int_id
 from access_service.service import new_user, user_v2
 from shared.authz import ALL, Permissions
-from shared.catalog_directory import CollectionDirectory, CollectionInfo
+from shared.catalog_directory import CollectionDirectory, CollectionInfo, VisibilityFact
 from shared.clock import timestamp
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.event_types import GuestInvited, ShareChanged, VisibilityChanged, event
@@ -100,10 +100,12 @@ class CollectionSharing:
             collection_id=collection.collection_id,
             user_id=user_id,
         )
-        if user_id == collection.owner_id or not await self.repository.link(
-            collection.collection_id, "user_ids", user_id, now, linked
-        ):
+        version = 0
+        if user_id != collection.owner_id:
+            version = await self.repository.link(collection.collection_id, "user_ids", user_id, now, linked)
+        if not version:
             raise Invalid("User is already member of this Collection")
+        await self._tell(collection, version, True, user_id=user_id)
         return OkV2(ok=f"User {user_id} was added succesfully")
 
     async def remove_user(self, principal: Principal, collection_id: str, raw_user_id: str) -> OkV2:
@@ -119,10 +121,12 @@ class CollectionSharing:
             collection_id=collection.collection_id,
             user_id=user_id,
         )
-        if not await self.repository.unlink(
+        version = await self.repository.unlink(
             collection.collection_id, "user_ids", user_id, timestamp(), unlinked
-        ):
+        )
+        if not version:
             raise Invalid("User is not a member of this Collection")
+        await self._tell(collection, version, False, user_id=user_id)
         return OkV2(ok=f"User {user_id} was removed succesfully")
 
     async def invite_guest(self, principal: Principal, collection_id: str, data: GuestInvite) -> UsersV2:
@@ -147,7 +151,10 @@ class CollectionSharing:
             collection_id=collection.collection_id,
             user_id=guest["_id"],
         )
-        await self.repository.link(collection.collection_id, "user_ids", guest["_id"], now, invited)
+        if version := await self.repository.link(
+            collection.collection_id, "user_ids", guest["_id"], now, invited
+        ):
+            await self._tell(collection, version, True, user_id=guest["_id"])
         await self.mailer.send(invitation(guest, collection, principal))
         await self.repository.set_invite_pending(guest["_id"], None)
         return await self._users(collection)
@@ -196,8 +203,10 @@ class CollectionSharing:
             collection_id=collection.collection_id,
             group_id=group_id,
         )
-        if not await self.repository.link(collection.collection_id, "group_ids", group_id, now, linked):
+        version = await self.repository.link(collection.collection_id, "group_ids", group_id, now, linked)
+        if not version:
             raise Invalid(f"User group with id {group_id} is already part of this Collection")
+        await self._tell(collection, version, True, group_id=group_id)
         return OkV2(ok=f"User group {group_id} was added succesfully")
 
     async def remove_group(self, principal: Principal, collection_id: str, raw_group_id: str) -> OkV2:
@@ -211,10 +220,12 @@ class CollectionSharing:
             collection_id=collection.collection_id,
             group_id=group_id,
         )
-        if not await self.repository.unlink(
+        version = await self.repository.unlink(
             collection.collection_id, "group_ids", group_id, timestamp(), unlinked
-        ):
+        )
+        if not version:
             raise Invalid(f"User group with id {group_id} is not part of this Collection")
+        await self._tell(collection, version, False, group_id=group_id)
         return OkV2(ok=f"User group {group_id} was removed succesfully")
 
     async def _existing_group(self, raw_group_id: str) -> int:
@@ -222,6 +233,26 @@ class CollectionSharing:
         if group_id is None or await self.repository.group_by_id(group_id) is None:
             raise group_not_found(raw_group_id)
         return group_id
+
+    async def _tell(
+        self,
+        collection: CollectionInfo,
+        version: int,
+        on: bool,
+        *,
+        user_id: int | None = None,
+        group_id: int | None = None,
+    ) -> None:
+        """Catalog's lists follow a share before it is answered (the event is the backstop)."""
+        fact = VisibilityFact(
+            kind="share",
+            on=on,
+            version=version,
+            collection_id=collection.collection_id,
+            user_id=user_id,
+            group_id=group_id,
+        )
+        await self.collections.tell_facts([fact])
 
     # --- the gate ---------------------------------------------------------------------------------------
 

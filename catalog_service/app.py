@@ -11,12 +11,14 @@ from aiohttp import web
 
 from catalog_service.api import dialect_a, dialect_b, dialect_c, internal, registry
 from catalog_service.api.keys import CATALOG_KEY
-from catalog_service.consumers import consume_visibility
+from catalog_service.consumers import consume_facts, consume_visibility
 from catalog_service.member_repository import MemberRepository
 from catalog_service.membership import Membership
+from catalog_service.reader_views import ReaderViews
 from catalog_service.repository import CatalogRepository
 from catalog_service.service import CatalogService, ListCursors
 from catalog_service.settings import CatalogSettings
+from catalog_service.view_repository import ViewRepository
 from shared.authz import AccessDecisions
 from shared.metrics import METRICS_KEY
 from shared.mongo import create_mongo_client
@@ -37,16 +39,18 @@ log = logging.getLogger(__name__)
 OUTBOX_COLLECTIONS = ["namespaces", "projects", "datasets", "assets", "models", "collections"]
 
 
-async def recover_forever(membership: Membership, interval: float) -> None:
-    """Finish interrupted membership changes now and then (a failed round is retried the next time)."""
+async def recover_forever(membership: Membership, views: ReaderViews, interval: float) -> None:
+    """Finish interrupted membership changes and view updates now and then (a failed round is retried the
+    next time)."""
     while True:
         raise_if_cancelling()
         try:
             await membership.recover_stale()
+            await views.recover()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - recovery must outlive a database outage
-            log.warning("member recovery failed, will retry: %s", exc)
+            log.warning("recovery failed, will retry: %s", exc)
         await asyncio.sleep(interval)
 
 
@@ -57,12 +61,15 @@ def create_app(settings: CatalogSettings) -> web.Application:
     async def catalog_resource(app: web.Application) -> AsyncIterator[None]:
         repository = CatalogRepository(app[DB_KEY])
         members = MemberRepository(app[DB_KEY])
+        views = ViewRepository(app[DB_KEY])
         await repository.ensure_indexes()
         await members.ensure_indexes()
+        await views.ensure_indexes()
         access = AccessDecisions(peer(app, settings.access_url), ttl=settings.decision_cache_ttl_seconds)
         service = CatalogService(
             repository,
             members,
+            views,
             access,
             ListCursors(settings.internal_secret.get_secret_value()),
             stale_after_seconds=settings.member_change_stale_seconds,
@@ -70,6 +77,8 @@ def create_app(settings: CatalogSettings) -> web.Application:
         await service.projects.ensure_personal_namespace()
         # Collections written by the layout before member documents move over before the first request.
         await service.membership.migrate_legacy_layout()
+        # Collections written before the lists' views existed join them (owners and everyone's lists).
+        await service.views.migrate()
         app[CATALOG_KEY] = service
         yield
 
@@ -84,8 +93,9 @@ def create_app(settings: CatalogSettings) -> web.Application:
             catalog.items,
             stale_after_seconds=settings.member_change_stale_seconds,
         )
+        views = ReaderViews(ViewRepository(db), CatalogRepository(db))
         task = asyncio.create_task(
-            recover_forever(membership, settings.member_recovery_interval_seconds), name="member-recovery"
+            recover_forever(membership, views, settings.member_recovery_interval_seconds), name="recovery"
         )
         yield
         task.cancel()
@@ -96,16 +106,27 @@ def create_app(settings: CatalogSettings) -> web.Application:
     async def visibility_resource(app: web.Application) -> AsyncIterator[None]:
         # Its own client, so its commands are not counted as the request path's.
         client = create_mongo_client(settings, app[METRICS_KEY], label="consumer")
-        task = asyncio.create_task(
-            consume_visibility(
-                app[JS_KEY], CatalogRepository(client[settings.mongo_database]), settings.visibility_durable
+        db = client[settings.mongo_database]
+        tasks = [
+            asyncio.create_task(
+                consume_visibility(app[JS_KEY], CatalogRepository(db), settings.visibility_durable),
+                name="catalog-visibility",
             ),
-            name="catalog-visibility",
-        )
+            asyncio.create_task(
+                consume_facts(
+                    app[JS_KEY],
+                    ReaderViews(ViewRepository(db), CatalogRepository(db)),
+                    settings.facts_durable,
+                ),
+                name="catalog-visibility-facts",
+            ),
+        ]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await client.close()
 
     app.cleanup_ctx.extend(

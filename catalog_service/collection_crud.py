@@ -25,10 +25,10 @@ from catalog_service.lookup import (
 from catalog_service.member_repository import MemberKind
 from catalog_service.membership import Membership, now_ms
 from catalog_service.projects import Projects
+from catalog_service.reader_views import EVERYONE, ReaderViews, user_reader, view_key
 from catalog_service.repository import WITHOUT_MEMBERS, CatalogRepository
 from catalog_service.schemas import CollectionImport
 from shared import event_types as ev
-from shared.authz import AccessDecisions
 from shared.clock import timestamp
 from shared.cursors import InvalidToken, TokenSigner
 from shared.errors import Conflict, Invalid
@@ -43,16 +43,19 @@ class ListCursors:
     def __init__(self, secret: str) -> None:
         self._signer = TokenSigner(secret, "catalog-list")
 
-    def encode_cursor(self, user_id: int, last_id: str) -> str:
-        """An opaque pagination token for the id a page of this user's list ended at."""
-        return self._signer.issue(_list_scope(user_id), last_id)
+    def encode_cursor(self, user_id: int, position: int) -> str:
+        """An opaque pagination token for the position in this user's list a page ended at."""
+        return self._signer.issue(_list_scope(user_id), str(position))
 
-    def decode_cursor(self, user_id: int, token: str) -> str:
-        """The id a token continues after; 400 for anything not issued to this user."""
+    def decode_cursor(self, user_id: int, token: str) -> int:
+        """The position a token continues after; 400 for anything not issued to this user."""
         try:
-            return self._signer.verify(_list_scope(user_id), token)
+            position = self._signer.verify(_list_scope(user_id), token)
         except InvalidToken as exc:
             raise Invalid("invalid paginationToken") from exc
+        if not position.isascii() or not position.isdigit():
+            raise Invalid("invalid paginationToken")
+        return int(position)
 
 
 def collection_document(
@@ -111,7 +114,7 @@ class Collections:
         projects: Projects,
         registry: Registry,
         membership: Membership,
-        access: AccessDecisions,
+        views: ReaderViews,
         cursors: ListCursors,
     ) -> None:
         self.repo = repository
@@ -119,7 +122,7 @@ class Collections:
         self.projects = projects
         self.registry = registry
         self.membership = membership
-        self.access = access
+        self.views = views
         self.cursors = cursors
 
     # --- reading ------------------------------------------------------------------------------------------
@@ -140,53 +143,43 @@ class Collections:
     async def list_in_project(
         self, principal: Principal, project_id: str, *, page: int, page_size: int, dataset_id: str | None
     ) -> tuple[list[Document], int]:
-        """Dialect A: a page of the project's collections the caller may see, and their total."""
-        selector: Document = {"project_id": project_id}
-        if dataset_id is not None:
-            selector["dataset_id"] = dataset_id
-        if not principal.is_admin:
-            visibility = await self.access.visibility(principal)
-            if project_id not in visibility.project_ids:
-                selector["$or"] = [
-                    {"owner_id": principal.user_id},
-                    {"_id": {"$in": visibility.collection_ids}},
-                ]
-        return await self.repo.page_with_total(
-            selector, WITHOUT_MEMBERS, skip=(page - 1) * page_size, limit=page_size
+        """Dialect A: a page of the project's collections the caller may see, and their total (two
+        commands: the page of the caller's view, then those collections by id)."""
+        found = await self.views.project_page(
+            principal.user_id,
+            principal.is_admin,
+            project_id,
+            dataset_id or "",
+            after=(page - 1) * page_size,
+            size=page_size,
         )
+        return await self.repo.live_by_ids(found.ids, WITHOUT_MEMBERS), found.size
 
-    async def _visible_selector(self, principal: Principal) -> Document:
-        if principal.is_admin:
-            return {}
-        visibility = await self.access.visibility(principal)
-        return {
-            "$or": [
-                {"owner_id": principal.user_id},
-                {"_id": {"$in": visibility.collection_ids}},
-                {"project_id": {"$in": visibility.project_ids}},
-            ]
-        }
+    @staticmethod
+    def _view(principal: Principal) -> str:
+        """The caller's list in dialects B and C: everything for an admin."""
+        return view_key(EVERYONE if principal.is_admin else user_reader(principal.user_id))
 
     async def list_visible(
         self, principal: Principal, *, page_size: int, token: str | None
     ) -> tuple[list[Document], str | None]:
-        """Dialect C: a keyset page of what the caller may see, oldest first, and the next token."""
-        after = None if token is None else self.cursors.decode_cursor(principal.user_id, token)
-        selector = await self._visible_selector(principal)
-        if after is not None:
-            selector = {"$and": [selector, {"_id": {"$gt": after}}]} if selector else {"_id": {"$gt": after}}
-        docs = await self.repo.find_collections(
-            selector, WITHOUT_MEMBERS, sort=[("_id", 1)], skip=0, limit=page_size + 1
-        )
-        last = docs[page_size - 1]["_id"] if len(docs) > page_size else None
-        next_token = None if last is None else self.cursors.encode_cursor(principal.user_id, last)
-        return docs[:page_size], next_token
+        """Dialect C: a page of what the caller may see, in the order it became visible, and the next token
+        (two commands: the page of the caller's view, then those collections by id)."""
+        after = 0 if token is None else self.cursors.decode_cursor(principal.user_id, token)
+        found = await self.views.page(self._view(principal), after, page_size)
+        end = after + len(found.ids)
+        next_token = self.cursors.encode_cursor(principal.user_id, end) if end < found.size else None
+        return await self.repo.live_by_ids(found.ids, WITHOUT_MEMBERS), next_token
 
     async def visible_ids(self, principal: Principal) -> list[str]:
-        """Dialect B: ids of every collection the caller may see."""
-        selector = await self._visible_selector(principal)
-        docs = await self.repo.find_collections(selector, {"_id": 1}, sort=[("_id", 1)], skip=0, limit=0)
-        return [doc["_id"] for doc in docs]
+        """Dialect B: ids of every collection the caller may see (one command: the caller's view)."""
+        return await self.views.all_ids(self._view(principal))
+
+    async def views_follow(self, collection_id: str, token: str, created: Document | None = None) -> None:
+        """Bring the lists up to date with a collection's creation, deletion or move, then drop its mark
+        (a crash before that leaves the mark, and recovery does it)."""
+        await self.views.collection_changed(collection_id, created)
+        await self.repo.collection_views_done(collection_id, token)
 
     # --- creating -----------------------------------------------------------------------------------------
     async def create(
@@ -225,6 +218,8 @@ class Collections:
             metadata=metadata,
             dataset_id=dataset_id,
         )
+        views_token = new_id()
+        doc |= {"views_due": views_token, "vd": 1}
         event = ev.event(
             "catalog.collection.created",
             ev.CollectionCreated(
@@ -250,6 +245,7 @@ class Collections:
         self.lookup.remember(doc)
         if unique_name:
             self.lookup.names.remember(doc["name_key"], collection_id)
+        await self.views_follow(collection_id, views_token, created=doc)
         if change is not None:
             # The created event stands for the first members too (as it always has): no members event.
             doc, _ = await self.membership.complete(
@@ -319,6 +315,10 @@ class Collections:
         if changes.get("dataset_id") is not None:
             await self.projects.require_dataset(changes["dataset_id"], ref.project_id)
         update_set: Document = {**changes, "updated_at": timestamp()}
+        views_token = None
+        if "dataset_id" in changes:  # dialect A's lists per dataset follow
+            views_token = update_set["views_due"] = new_id()
+            update_set["vd"] = 1
         if "name" in changes:
             update_set["name_key"] = (
                 name_key(ref.project_id, changes["name"])
@@ -339,6 +339,8 @@ class Collections:
         if expected_name is not None and "name" in changes:
             self.lookup.names.pop(name_key(ref.project_id, expected_name), None)
             self.lookup.names.remember(update_set["name_key"], collection_id)
+        if views_token is not None:
+            await self.views_follow(collection_id, views_token)
         return doc
 
     async def _update_naming(
@@ -379,10 +381,18 @@ class Collections:
             project_id=ref.project_id,
         )
         tombstone = f"{ref.project_id}{SEPARATOR}deleted{SEPARATOR}{collection_id}"
+        views_token = new_id()
         doc = await self.repo.update_collection(
             selector,
             {
-                "$set": {"deleted": True, "deleted_at": now, "updated_at": now, "name_key": tombstone},
+                "$set": {
+                    "deleted": True,
+                    "deleted_at": now,
+                    "updated_at": now,
+                    "name_key": tombstone,
+                    "views_due": views_token,
+                    "vd": 1,
+                },
                 "$inc": {"version": 1},
             },
             event,
@@ -392,6 +402,7 @@ class Collections:
         if doc is None:
             raise collection_not_found()
         self.lookup.names.pop(doc["name_key"], None)
+        await self.views_follow(collection_id, views_token)
 
     async def update_c(
         self, principal: Principal, collection_id: str, name: str | None, thumbnail_asset: str | None

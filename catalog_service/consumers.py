@@ -1,4 +1,5 @@
-"""Read models catalog keeps from other services' events: a collection's public flag (dialect B shows it).
+"""Read models catalog keeps from other services' events: a collection's public flag (dialect B shows it),
+and who sees what in the lists (reader_views.py; access_service also tells it directly before answering).
 
 Each flag keeps the entity version of the event that set it (`visibility_version`); events reach this
 consumer in the stream's order, but a redelivery (nak, ack timeout, a replica dying) can bring an older
@@ -10,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Literal
 
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from pydantic import ValidationError
 
+from catalog_service.reader_views import ReaderViews
 from catalog_service.repository import CatalogRepository
+from shared.catalog_directory import VisibilityFact
 from shared.events import STREAM_NAME, EventEnvelope
 from shared.tasks import raise_if_cancelling
 
@@ -70,3 +74,84 @@ async def _apply_visibility(sub: JetStreamContext.PullSubscription, repository: 
                     await message.nak(delay=1)
                     continue
             await message.ack()
+
+
+FACTS_SUBJECT = "hub.access.>"
+
+
+def fact_of(event: EventEnvelope) -> VisibilityFact | None:
+    """The visibility fact an access event records, or None for events the lists do not follow.
+
+    The sync call access_service makes before answering carries the same fact; this is its backstop."""
+    kind_on = FACT_EVENTS.get(event.type)
+    if kind_on is None or event.entity_version is None:
+        return None
+    kind, on = kind_on
+    ids = event.ids
+    if kind == "role":
+        on = event.data.get("role") is not None
+    try:
+        return VisibilityFact.model_validate(
+            {
+                "kind": kind,
+                "on": on,
+                "version": event.entity_version,
+                "collection_id": ids.get("collection_id") if kind == "share" else None,
+                "user_id": ids.get("user_id"),
+                "group_id": ids.get("group_id"),
+                "project_id": ids.get("project_id") if kind == "role" else None,
+            }
+        )
+    except ValidationError:
+        log.warning("access event %s names no visibility fact", event.id)
+        return None
+
+
+FACT_EVENTS: dict[str, tuple[Literal["share", "member", "role"], bool]] = {
+    "access.collection.user_linked": ("share", True),
+    "access.collection.guest_invited": ("share", True),
+    "access.collection.user_unlinked": ("share", False),
+    "access.collection.group_linked": ("share", True),
+    "access.collection.group_unlinked": ("share", False),
+    "access.group.member_added": ("member", True),
+    "access.group.member_removed": ("member", False),
+    "access.project.role_set": ("role", True),
+}
+
+
+async def consume_facts(js: JetStreamContext, views: ReaderViews, durable: str) -> None:
+    """Apply access events' visibility facts to the lists' read model (replicas share one consumer)."""
+    sub = await js.pull_subscribe(
+        FACTS_SUBJECT,
+        durable=durable,
+        stream=STREAM_NAME,
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=20, ack_wait=30),
+    )
+    try:
+        while True:
+            raise_if_cancelling()
+            try:
+                messages = await sub.fetch(50, timeout=1)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except nats.errors.Error as exc:
+                log.warning("facts consumer fetch failed: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for message in messages:
+                try:
+                    fact = fact_of(EventEnvelope.model_validate_json(message.data))
+                except ValidationError:
+                    await message.term()
+                    continue
+                if fact is not None:
+                    try:
+                        await views.apply_facts([fact])  # an older version than the one applied: no-op
+                    except Exception as exc:  # noqa: BLE001 - retry later rather than lose the change
+                        log.warning("visibility fact not applied, will retry: %s", exc)
+                        await message.nak(delay=1)
+                        continue
+                await message.ack()
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Literal
 
 from pymongo import ReturnDocument
@@ -19,7 +20,15 @@ ItemKind = Literal["asset", "model"]
 
 # A collection as the answers show it: members live in their own documents (member_repository.py); the
 # arrays of the layout before them are never read, and neither are pending events or pending changes.
-WITHOUT_MEMBERS = {"nodes": 0, "assets": 0, "models": 0, "outbox": 0, "member_ops": 0}
+WITHOUT_MEMBERS = {
+    "nodes": 0,
+    "assets": 0,
+    "models": 0,
+    "outbox": 0,
+    "member_ops": 0,
+    "views_due": 0,
+    "vd": 0,
+}
 # The newest access_service entity version whose visibility event set `is_public` (0: none yet).
 VISIBILITY_VERSION = "visibility_version"
 
@@ -47,6 +56,7 @@ class CatalogRepository:
         await self.collections.create_index("name_key", unique=True)
         await self.collections.create_index([("project_id", 1), ("deleted", 1)])
         await self.collections.create_index("owner_id")
+        await self.collections.create_index("vd")
         for name in self.outbox_collections:
             await ensure_outbox_index(self.db[name])
         # Collections written before visibility was versioned: any versioned event is newer.
@@ -129,6 +139,48 @@ class CatalogRepository:
                 {"$set": {"is_public": is_public, VISIBILITY_VERSION: entity_version}},
             )
         return result.modified_count == 1
+
+    async def collections_by_ids(self, ids: list[str], projection: dict[str, int]) -> list[Document]:
+        """Collections by id, deleted ones included (one `$in`)."""
+        return await self.collections.find({"_id": {"$in": ids}}, projection).to_list()
+
+    async def live_by_ids(self, ids: list[str], projection: dict[str, int]) -> list[Document]:
+        """Live collections by id, in the order of `ids` (one `$in`; deleted or unknown ones left out)."""
+        found = {
+            doc["_id"]: doc
+            async for doc in self.collections.find({"_id": {"$in": ids}, "deleted": False}, projection)
+        }
+        return [found[c] for c in ids if c in found]
+
+    async def collections_due(self, limit: int) -> list[Document]:
+        """Collections whose views may be behind (a crash between their change and the views')."""
+        return await self.collections.find({"vd": 1}, {"_id": 1, "views_due": 1}, limit=limit).to_list()
+
+    async def collection_views_done(self, collection_id: str, token: str) -> None:
+        """The views of the collection are up to date with the change that left `token`."""
+        await self.collections.update_one(
+            {"_id": collection_id, "views_due": token}, {"$unset": {"views_due": "", "vd": ""}}
+        )
+
+    async def live_collections(self, projection: dict[str, int], batch: int) -> AsyncIterator[list[Document]]:
+        """Every live collection, a batch at a time (the views' migration)."""
+        cursor = self.collections.find({"deleted": False}, projection, batch_size=batch)
+        chunk: list[Document] = []
+        async for doc in cursor:
+            chunk.append(doc)
+            if len(chunk) >= batch:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    async def layout_marked(self, mark: str) -> bool:
+        """Whether a one-off migration recorded that it is done."""
+        return await self.db["layout"].find_one({"_id": mark}) is not None
+
+    async def mark_layout(self, mark: str) -> None:
+        """Record that a one-off migration is done."""
+        await self.db["layout"].update_one({"_id": mark}, {"$set": {"done": 1}}, upsert=True)
 
     async def collection(self, collection_id: str, projection: dict[str, int]) -> Document | None:
         """One live collection by id."""

@@ -4,7 +4,8 @@
 - `items.py`: the item registry (assets and models);
 - `collection_crud.py`: collections themselves (create, read, list, update, delete);
 - `membership.py`: members (nodes, assets, models), exact counts, recovery of interrupted changes;
-- `lookup.py`: finding a collection by id or name, and the caller's permissions on it.
+- `lookup.py`: finding a collection by id or name, and the caller's permissions on it;
+- `reader_views.py`: the lists' read model (which collections each reader sees, as dense views).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from catalog_service.lookup import CollectionLookup, collection_not_found, free_
 from catalog_service.member_repository import MemberRepository
 from catalog_service.membership import Membership
 from catalog_service.projects import Projects
+from catalog_service.reader_views import ReaderViews
 from catalog_service.repository import CatalogRepository
+from catalog_service.view_repository import ViewRepository
 from shared.authz import AccessDecisions
 
 __all__ = ["CatalogService", "ListCursors", "collection_not_found", "free_key"]
@@ -28,6 +31,7 @@ class CatalogService:
         self,
         repository: CatalogRepository,
         members: MemberRepository,
+        views: ViewRepository,
         access: AccessDecisions,
         cursors: ListCursors | None = None,
         *,
@@ -40,6 +44,7 @@ class CatalogService:
         self.membership = Membership(
             members, self.lookup, self.items, stale_after_seconds=stale_after_seconds
         )
+        self.views = ReaderViews(views, repository)
         # Without the shared secret, list tokens are good on this process only (never forgeable).
         self.collections = Collections(
             repository,
@@ -47,6 +52,6 @@ class CatalogService:
             projects=self.projects,
             registry=self.items,
             membership=self.membership,
-            access=access,
+            views=self.views,
             cursors=cursors or ListCursors(""),
         )

@@ -15,6 +15,7 @@ class CatalogSettings(ServiceSettings):
     mongo_database: str = "hub_catalog"
     # The durable consumer (shared by every replica) that keeps collections' public flags from access events.
     visibility_durable: str = Field(default="catalog-visibility", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    facts_durable: str = Field(default="catalog-visibility-facts", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     # A membership change pending this long was interrupted by a crash (a live one takes milliseconds):
     # recovery finishes it. Checked every `member_recovery_interval_seconds`.
     member_change_stale_seconds: float = Field(default=30.0, gt=0)

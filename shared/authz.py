@@ -52,17 +52,6 @@ class PermissionsQuery(BaseModel):
     collection: CollectionRef
 
 
-class Visibility(BaseModel):
-    """`GET /internal/visibility/{user_id}`: what a user sees beyond what it owns."""
-
-    model_config = ConfigDict(frozen=True)
-
-    # Collections shared with the user directly, through a group, or as a guest.
-    collection_ids: list[str] = []
-    # Projects on which the user holds a role (every collection in them is readable).
-    project_ids: list[str] = []
-
-
 class ProjectRole(BaseModel):
     """`GET /internal/project-roles/{project_id}/{user_id}`: the user's role on a project, if any."""
 
@@ -123,10 +112,3 @@ class AccessDecisions:
         if status != 200:
             raise Unavailable("access decision unavailable")
         return ProjectRole.model_validate(body)
-
-    async def visibility(self, principal: Principal) -> Visibility:
-        """Collections and projects the caller sees beyond its own (not cached: lists must be exact)."""
-        status, body = await self._client.request("GET", f"/internal/visibility/{principal.user_id}")
-        if status != 200:
-            raise Unavailable("access decision unavailable")
-        return Visibility.model_validate(body)

@@ -7,10 +7,10 @@ history page needs: a project's id by its slugs, and a live collection's owner, 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, Literal, Protocol, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from shared.authz import CollectionRef
 from shared.errors import Unavailable
@@ -37,6 +37,41 @@ class CollectionInfo(BaseModel):
         return CollectionRef(
             collection_id=self.collection_id, owner_id=self.owner_id, project_id=self.project_id
         )
+
+
+class VisibilityFact(BaseModel):
+    """What access_service tells catalog so its lists' read model follows (`POST /internal/visibility/facts`):
+    a share of a collection with a user or a group, a user in a group, or a user's role on a project, on or
+    off, at access_service's version of the entity that holds it (an older version never wins)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["share", "member", "role"]
+    on: bool
+    version: Annotated[int, Field(ge=0, le=2**62)]
+    collection_id: EntityId | None = None
+    user_id: Annotated[int, Field(ge=0, le=2**62)] | None = None
+    group_id: Annotated[int, Field(ge=0, le=2**62)] | None = None
+    project_id: EntityId | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> VisibilityFact:
+        needs = {
+            "share": self.collection_id is not None and (self.user_id is None) != (self.group_id is None),
+            "member": self.group_id is not None and self.user_id is not None,
+            "role": self.project_id is not None and self.user_id is not None,
+        }
+        if not needs[self.kind]:
+            raise ValueError(f"a {self.kind} fact names what it is about")
+        return self
+
+
+class VisibilityFacts(BaseModel):
+    """A batch of facts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    facts: Annotated[list[VisibilityFact], Field(max_length=1000)]
 
 
 class _ProjectFound(BaseModel):
@@ -66,6 +101,10 @@ class CollectionDirectory(Protocol):
 
     async def show_visibility(self, collection_id: str, is_public: bool, version: int) -> None:
         """Tell catalog a collection's new public flag at this access version (best effort)."""
+        ...
+
+    async def tell_facts(self, facts: list[VisibilityFact]) -> None:
+        """Tell catalog who now sees what, before the change is answered (best effort: events follow)."""
         ...
 
 
@@ -107,6 +146,18 @@ class CatalogDirectory:
             status = 503
         if status != 200:
             log.warning("catalog did not take a visibility change now: %s", status)
+
+    async def tell_facts(self, facts: list[VisibilityFact]) -> None:
+        """`POST /internal/visibility/facts`; a failure is logged (the events carry the same facts)."""
+        if not facts:
+            return
+        body = VisibilityFacts(facts=facts).model_dump(mode="json", exclude_none=True)
+        try:
+            status, _ = await self._client.request("POST", "/internal/visibility/facts", json=body)
+        except Unavailable:
+            status = 503
+        if status != 200:
+            log.warning("catalog did not take visibility facts now: %s", status)
 
     async def _get(self, path: str, model: type[ModelT]) -> ModelT | None:
         """A 200 answer as `model`, None for 404; anything else means catalog cannot answer now (503)."""

@@ -46,12 +46,3 @@ async def project_role(request: web.Request) -> web.Response:
     return json_model(
         await request.app[DECISIONS_KEY].project_role(user_id, request.match_info["project_id"])
     )
-
-
-@routes.get("/internal/visibility/{user_id}")
-async def visibility(request: web.Request) -> web.Response:
-    """Collections shared with a user and projects it holds a role on: `Visibility`."""
-    user_id = int_id(request.match_info["user_id"])
-    if user_id is None:
-        raise NotFound(f"Couldn't find User with 'id'={request.match_info['user_id']}")
-    return json_model(await request.app[DECISIONS_KEY].visibility(user_id))

@@ -8,6 +8,7 @@ from catalog_service.api.keys import CATALOG_KEY
 from catalog_service.repository import WITHOUT_MEMBERS
 from catalog_service.schemas import VisibilityShown
 from catalog_service.service import collection_not_found
+from shared.catalog_directory import VisibilityFacts
 from shared.errors import NotFound
 from shared.mongo import Document
 from shared.requests import parse_body
@@ -52,6 +53,14 @@ async def visibility(request: web.Request) -> web.Response:
     applied = await request.app[CATALOG_KEY].repo.apply_visibility(
         request.match_info["collection_id"], data.is_public, data.version
     )
+    return web.json_response({"applied": applied})
+
+
+@routes.post("/internal/visibility/facts")
+async def visibility_facts(request: web.Request) -> web.Response:
+    """Shares, group memberships and project roles from access_service; lists follow before the answer."""
+    data = await parse_body(request, VisibilityFacts)
+    applied = await request.app[CATALOG_KEY].views.apply_facts(list(data.facts))
     return web.json_response({"applied": applied})
 
 

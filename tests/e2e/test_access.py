@@ -137,6 +137,6 @@ async def test_dialect_b_access_routes_need_credentials(hub: Hub) -> None:
 
 async def test_internal_routes_are_not_reachable_through_the_gateway(hub: Hub) -> None:
     """The decision API is internal: the gateway routes no public path to it."""
-    for path in ("/internal/visibility/1", "/internal/permissions"):
+    for path in ("/internal/visibility/facts", "/internal/permissions"):
         response = await hub.call("GET", path)
         assert response.status == 404

@@ -1,4 +1,4 @@
-"""Authorization decisions (shared/authz.py): the permission matrix, visibility, and prompt revocation."""
+"""Authorization decisions (shared/authz.py): the permission matrix and prompt revocation."""
 
 from __future__ import annotations
 
@@ -124,38 +124,16 @@ async def test_dialect_b_listing_follows_the_decision(world: World, role: str) -
     assert status == (200 if expected["share"] else 403 if expected["read"] else 404)
 
 
-async def test_visibility_lists_shares_groups_guests_and_projects(world: World) -> None:
-    """Shared users, group members and guests see both collections by id; project holders see the project."""
-    for role in ("shared user", "group member", "guest"):
-        status, body = await world.access.call(
-            "GET", f"/internal/visibility/{world.users[role].user_id}", as_=None
-        )
-        assert status == 200
-        assert body == {"collection_ids": sorted([world.private, world.public]), "project_ids": []}, role
-    for role in ("project viewer", "project editor", "project owner"):
-        status, body = await world.access.call(
-            "GET", f"/internal/visibility/{world.users[role].user_id}", as_=None
-        )
-        assert body == {"collection_ids": [], "project_ids": ["proj-matrix"]}, role
-    status, body = await world.access.call(
-        "GET", f"/internal/visibility/{world.users['unrelated user'].user_id}", as_=None
-    )
-    assert body == {"collection_ids": [], "project_ids": []}
-
-
 async def test_internal_decisions_reject_bad_input(world: World) -> None:
-    """Unknown fields or a missing collection are 400; a non-integer user is 404; no secret is 401."""
+    """Unknown fields or a missing collection are 400; no secret is 401."""
     collection = {"collection_id": world.private, "owner_id": 1, "project_id": "p"}
     for body in ({"user_id": 1, "collection": collection, "extra": 1}, {"user_id": 1}):
         status, answer = await world.access.call("POST", "/internal/permissions", as_=None, json=body)
         assert status == 400, answer
-    assert (await world.access.call("GET", "/internal/visibility/abc", as_=None))[0] == 404
-    response = await world.access.client.get("/internal/visibility/1")
-    assert response.status == 401
-    assert await world.access.call("GET", "/internal/visibility/987654", as_=None) == (
-        200,
-        {"collection_ids": [], "project_ids": []},
+    response = await world.access.client.post(
+        "/internal/permissions", json={"user_id": 1, "collection": collection}
     )
+    assert response.status == 401
 
 
 async def test_unknown_user_may_do_nothing(world: World) -> None:
@@ -176,9 +154,6 @@ async def test_removing_a_share_revokes_at_once(access: Access) -> None:
     assert await access.permissions(user, cid) == READ
     assert (await access.call("DELETE", f"{B}/{cid}/users/{user.user_id}", as_=owner))[0] == 200
     assert await access.permissions(user, cid) == NONE
-    assert (await access.call("GET", f"/internal/visibility/{user.user_id}", as_=None))[1][
-        "collection_ids"
-    ] == []
 
 
 async def test_leaving_a_group_revokes_at_once(access: Access) -> None:

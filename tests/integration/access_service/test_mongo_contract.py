@@ -50,14 +50,6 @@ async def test_nin_finds_documents_whose_array_lacks_the_value(shares: Collectio
     assert await ids(shares, {"user_ids": {"$nin": [2]}}) == ["b", "c"]
 
 
-async def test_or_of_array_memberships(shares: Collection) -> None:
-    """`$or` over `$in` clauses on two array fields (the visibility query) unions their matches."""
-    assert await ids(shares, {"$or": [{"user_ids": {"$in": [22]}}, {"group_ids": {"$in": [5]}}]}) == [
-        "a",
-        "c",
-    ]
-
-
 async def test_conditional_add_and_remove_apply_once(shares: Collection) -> None:
     """Add guarded by `$nin`, remove guarded by `$in`: the second of each matches nothing."""
     add = {"$addToSet": {"user_ids": {"$each": [3]}}, "$inc": {"outbox_count": 1}}

@@ -1,0 +1,371 @@
+"""Use cases of the lists' read model: which collections each reader sees, kept as dense views.
+
+A view is a sequence of collection ids at positions 1..n (catalog_service/view_repository.py), so a page
+at any depth is one `_id $in` of the head and the positions it covers. Views (key: reader, project,
+dataset; the last two may be empty):
+- `*` / `*@P` / `*@P/D`: every live collection (of project P, of dataset D): admins, and holders of a role
+  on P in dialect A's list of P;
+- `u:U` / `u:U@P` / `u:U@P/D`: what user U sees: owns, shared with it or a group of its, and (only in
+  `u:U`, the lists of dialects B and C) every collection of a project it holds a role on.
+
+A view is never edited by a rule of thumb: `touch(view, ids)` asks, for each id, whether it belongs in the
+view now (from the collection documents and the access facts access_service tells catalog), and commits
+the difference as the view's next version (compare-and-set on the head, even when nothing changes, so
+an attempt that read older facts cannot commit after one that read newer ones). A removal moves the last
+entry into the freed place, so positions stay dense. Concurrent touches of one view in this process are
+combined into one change. docs/scale.md ("Lists") has the why and the costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from catalog_service.repository import CatalogRepository
+from catalog_service.view_repository import (
+    Head,
+    ViewChange,
+    ViewRepository,
+    entry_id,
+    head_id,
+    index_id,
+    member_fact_id,
+    role_id,
+    share_id,
+)
+from shared.catalog_directory import VisibilityFact
+from shared.mongo import Document
+
+log = logging.getLogger(__name__)
+
+PART = "\x1e"  # between a view's reader, project and dataset (no id holds a control character)
+EVERYONE = "*"
+CHUNK = 500  # collections per committed change (a head holds at most this many writes)
+FAN_OUT = 8  # views brought up to date at once
+MIGRATION_MARK = "reader-views"
+SCOPE_FIELDS = {"owner_id": 1, "project_id": 1, "dataset_id": 1, "deleted": 1}
+
+
+def view_key(reader: str, project_id: str = "", dataset_id: str = "") -> str:
+    """The key of a view: reader (`*` or `u:<user>`), project and dataset (empty: any)."""
+    return f"{reader}{PART}{project_id}{PART}{dataset_id}"
+
+
+def user_reader(user_id: int) -> str:
+    """A user's reader name."""
+    return f"u:{user_id}"
+
+
+def views_of(reader: str, doc: Document) -> list[str]:
+    """The views of one reader a collection can belong to."""
+    keys = [view_key(reader), view_key(reader, doc["project_id"])]
+    if doc.get("dataset_id"):
+        keys.append(view_key(reader, doc["project_id"], doc["dataset_id"]))
+    return keys
+
+
+@dataclass(frozen=True)
+class Page:
+    """Collection ids at consecutive positions of a view, and the view's size."""
+
+    ids: list[str]
+    size: int
+
+
+class _Batch:
+    """Collection ids waiting to be brought up to date in one view, and the callers waiting for it."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, None] = {}
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+class ReaderViews:
+    """Keeps every view up to date, and reads pages of them."""
+
+    def __init__(self, views: ViewRepository, repository: CatalogRepository) -> None:
+        self.views = views
+        self.repo = repository
+        self._waiting: dict[str, _Batch] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # --- reading ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _entries(head: Head, docs: dict[str, Document], positions: Iterable[int]) -> list[str]:
+        """Collection ids at positions, with the committed change on top of what was written."""
+        ids = []
+        for position in positions:
+            if position > head.visible_size:
+                break
+            if head.pending is not None and position in head.pending.entries:
+                ids.append(head.pending.entries[position])
+                continue
+            doc = docs.get(entry_id(head.view, position))
+            if doc is not None:
+                ids.append(doc["c"])
+        return ids
+
+    async def page(self, view: str, after: int, size: int) -> Page:
+        """Up to `size` ids after position `after` (one command)."""
+        positions = range(after + 1, after + size + 1)
+        docs = await self.views.by_ids([head_id(view), *(entry_id(view, p) for p in positions)])
+        head = Head.of(view, docs.get(head_id(view)))
+        return Page(self._entries(head, docs, positions), head.visible_size)
+
+    async def project_page(
+        self, user_id: int, is_admin: bool, project_id: str, dataset_id: str, *, after: int, size: int
+    ) -> Page:
+        """Dialect A: a page of what the user sees in a project (all of it with a role on the project).
+
+        One command reads the user's own view, the project's and the user's role fact; the role picks one.
+        """
+        everyone = view_key(EVERYONE, project_id, dataset_id)
+        if is_admin:
+            return await self.page(everyone, after, size)
+        own = view_key(user_reader(user_id), project_id, dataset_id)
+        positions = range(after + 1, after + size + 1)
+        wanted = [head_id(own), head_id(everyone), role_id(project_id, user_id)]
+        wanted += [entry_id(view, p) for view in (own, everyone) for p in positions]
+        docs = await self.views.by_ids(wanted)
+        role = docs.get(role_id(project_id, user_id))
+        view = everyone if role is not None and role.get("on") else own
+        head = Head.of(view, docs.get(head_id(view)))
+        return Page(self._entries(head, docs, positions), head.visible_size)
+
+    async def all_ids(self, view: str) -> list[str]:
+        """Every id in a view, in position order (one command: dialect B lists them all)."""
+        docs = await self.views.view_documents(view)
+        head = Head.of(view, next((doc for doc in docs if doc["k"] == "H"), None))
+        by_position = {int(doc["pos"]): doc for doc in docs if doc["k"] == "E"}
+        found = {entry_id(view, position): doc for position, doc in by_position.items()}
+        return self._entries(head, found, range(1, head.visible_size + 1))
+
+    # --- keeping views up to date -------------------------------------------------------------------------
+    async def touch(self, view: str, collection_ids: Iterable[str]) -> None:
+        """Bring the view up to date for these collections (returns once committed and written out)."""
+        batch = self._waiting.get(view)
+        if batch is None:
+            batch = self._waiting[view] = _Batch()
+        batch.ids.update(dict.fromkeys(collection_ids))
+        lock = self._locks.setdefault(view, asyncio.Lock())
+        async with lock:
+            if self._waiting.get(view) is batch:
+                del self._waiting[view]
+                try:
+                    ids = list(batch.ids)
+                    for start in range(0, len(ids), CHUNK):
+                        await self._bring_up_to_date(view, ids[start : start + CHUNK])
+                except asyncio.CancelledError:
+                    batch.done.cancel()
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every caller waiting on this batch gets it
+                    batch.done.set_exception(exc)
+                else:
+                    batch.done.set_result(None)
+        if not lock.locked() and view not in self._waiting:
+            self._locks.pop(view, None)
+        await batch.done
+
+    async def touch_all(self, changes: dict[str, set[str]]) -> None:
+        """Touch several views, a few at a time."""
+        limit = asyncio.Semaphore(FAN_OUT)
+
+        async def one(view: str, ids: set[str]) -> None:
+            async with limit:
+                await self.touch(view, ids)
+
+        await asyncio.gather(*(one(view, ids) for view, ids in changes.items()))
+
+    async def _bring_up_to_date(self, view: str, ids: list[str]) -> None:
+        while True:
+            docs = await self.views.by_ids([head_id(view), *(index_id(view, c) for c in ids)])
+            head = Head.of(view, docs.get(head_id(view)))
+            if head.pending is not None:  # someone committed and has not written out (or died): finish it
+                await self._write_out(view, head.pending)
+                continue
+            places = {c: int(doc["pos"]) for c in ids if (doc := docs.get(index_id(view, c))) and doc["pos"]}
+            belongs = await self._belongs(view, ids)
+            change = await self._plan(head, ids, belongs, places)
+            if await self.views.commit(head, change):
+                await self._write_out(view, change)
+                return
+            await asyncio.sleep(random.uniform(0, 0.005))  # noqa: S311 - jitter: another writer won
+
+    async def _write_out(self, view: str, change: ViewChange) -> None:
+        await self.views.write_out(view, change)
+        await self.views.settle(view, change.version)
+
+    async def _plan(
+        self, head: Head, ids: list[str], belongs: set[str], places: dict[str, int]
+    ) -> ViewChange:
+        """The next version: removals fill their places with the last entries, additions go at the end."""
+        change = ViewChange(version=head.version + 1, size=head.size)
+        leaving = [c for c in ids if c in places and c not in belongs]
+        if leaving:
+            kept = head.size - len(leaving)
+            freed = {places[c] for c in leaving}
+            tail = range(kept + 1, head.size + 1)
+            tail_docs = await self.views.by_ids(entry_id(head.view, p) for p in tail if p not in freed)
+            movers = [tail_docs[entry_id(head.view, p)]["c"] for p in tail if p not in freed]
+            holes = sorted(p for p in freed if p <= kept)
+            for position, collection_id in zip(holes, movers, strict=True):
+                change.entries[position] = collection_id
+                change.places[collection_id] = position
+            for collection_id in leaving:
+                change.places[collection_id] = 0
+            change.size = kept
+        for collection_id in ids:
+            if collection_id in belongs and collection_id not in places:
+                change.size += 1
+                change.entries[change.size] = collection_id
+                change.places[collection_id] = change.size
+        return change
+
+    async def _belongs(self, view: str, ids: list[str]) -> set[str]:
+        """Which of the collections belong in the view now."""
+        reader, project_id, dataset_id = view.split(PART)
+        docs = {doc["_id"]: doc for doc in await self.repo.collections_by_ids(ids, SCOPE_FIELDS)}
+        in_scope = [
+            doc
+            for c in ids
+            if (doc := docs.get(c)) is not None
+            and not doc.get("deleted")
+            and (not project_id or doc["project_id"] == project_id)
+            and (not dataset_id or doc.get("dataset_id") == dataset_id)
+        ]
+        if reader == EVERYONE:
+            return {doc["_id"] for doc in in_scope}
+        user_id = int(reader.removeprefix("u:"))
+        own = {doc["_id"] for doc in in_scope if doc["owner_id"] == user_id}
+        rest = [doc for doc in in_scope if doc["_id"] not in own]
+        if not rest:
+            return own
+        held = await self.views.facts({"u": user_id})
+        groups = [fact["g"] for fact in held if fact["k"] == "M"]
+        projects = {fact["project"] for fact in held if fact["k"] == "R"} if not project_id else set()
+        whos = [user_reader(user_id), *(f"g:{group}" for group in groups)]
+        shares = await self.views.by_ids(share_id(doc["_id"], who) for doc in rest for who in whos)
+        shared = {fact["c"] for fact in shares.values() if fact.get("on")}
+        return own | {doc["_id"] for doc in rest if doc["_id"] in shared or doc["project_id"] in projects}
+
+    # --- what changes views -------------------------------------------------------------------------------
+    async def collection_changed(self, collection_id: str, created: Document | None = None) -> None:
+        """A collection was created (`created`: its document), deleted or moved to another dataset: every
+        view it is or may be in. A new one is in no view yet and shared with nobody."""
+        changes: dict[str, set[str]] = defaultdict(set)
+        readers: set[int] = set()
+        doc = created
+        if doc is None:
+            docs = await self.repo.collections_by_ids([collection_id], SCOPE_FIELDS)
+            doc = docs[0] if docs and not docs[0].get("deleted") else None
+            for view in await self.views.views_holding(collection_id):
+                changes[view].add(collection_id)
+            if doc is not None:
+                readers = await self._share_readers(collection_id)
+        if doc is not None:
+            readers.add(doc["owner_id"])
+            holders = {fact["u"] for fact in await self.views.facts({"project": doc["project_id"], "k": "R"})}
+            for view in views_of(EVERYONE, doc):
+                changes[view].add(collection_id)
+            for user_id in readers:
+                for view in views_of(user_reader(user_id), doc):
+                    changes[view].add(collection_id)
+            for user_id in holders - readers:
+                changes[view_key(user_reader(user_id))].add(collection_id)
+        await self.touch_all(changes)
+
+    async def _share_readers(self, collection_id: str) -> set[int]:
+        """Users a collection is shared with, directly or through a group."""
+        readers: set[int] = set()
+        for fact in await self.views.facts({"c": collection_id, "k": "S"}):
+            who = fact["who"]
+            if who.startswith("u:"):
+                readers.add(int(who[2:]))
+            else:
+                readers |= {m["u"] for m in await self.views.facts({"g": int(who[2:]), "k": "M"})}
+        return readers
+
+    async def apply_facts(self, facts: list[VisibilityFact]) -> int:
+        """Record what access_service says, and bring the views each new fact changes up to date."""
+        applied = 0
+        for fact in facts:
+            fact_id, fields = _fact_document(fact)
+            if not await self.views.record_fact(fact_id, fields, fact.on, fact.version):
+                continue  # the same or a newer version was applied already
+            await self._fan_out({**fields, "_id": fact_id})
+            await self.views.fact_done(fact_id, fact.version)
+            applied += 1
+        return applied
+
+    async def _fan_out(self, fact: Document) -> None:
+        """The views a fact can change, touched for the collections it concerns."""
+        kind = fact["k"]
+        if kind == "S":
+            who = fact["who"]
+            if who.startswith("u:"):
+                readers = [int(who[2:])]
+            else:
+                readers = [m["u"] for m in await self.views.facts({"g": int(who[2:]), "k": "M"})]
+            await self._touch_readers(readers, [fact["c"]])
+        elif kind == "M":
+            shared = await self.views.facts({"who": f"g:{fact['g']}", "k": "S"})
+            await self._touch_readers([fact["u"]], [share["c"] for share in shared])
+        else:  # a role reaches every collection of the project, in the reader's B and C lists
+            ids = await self.all_ids(view_key(EVERYONE, fact["project"]))
+            await self.touch(view_key(user_reader(fact["u"])), ids)
+
+    async def _touch_readers(self, readers: list[int], collection_ids: list[str]) -> None:
+        docs = await self.repo.collections_by_ids(collection_ids, SCOPE_FIELDS) if collection_ids else []
+        changes: dict[str, set[str]] = defaultdict(set)
+        for user_id in readers:
+            for doc in docs:
+                for view in views_of(user_reader(user_id), doc):
+                    changes[view].add(doc["_id"])
+        await self.touch_all(changes)
+
+    # --- recovery and migration ---------------------------------------------------------------------------
+    async def recover(self, limit: int = 100) -> int:
+        """Finish what a crash interrupted: collections and facts marked due. The number finished."""
+        finished = 0
+        for doc in await self.repo.collections_due(limit):
+            await self.collection_changed(doc["_id"])
+            await self.repo.collection_views_done(doc["_id"], doc["views_due"])
+            finished += 1
+        for fact in await self.views.due_facts(limit):
+            await self._fan_out(fact)
+            await self.views.fact_done(fact["_id"], fact["ver"])
+            finished += 1
+        return finished
+
+    async def migrate(self) -> int:
+        """Build the views of collections written before views existed (idempotent, resumable): every
+        collection joins its owner's views and everyone's; shares and roles come from access_service."""
+        if await self.repo.layout_marked(MIGRATION_MARK):
+            return 0
+        done = 0
+        async for batch in self.repo.live_collections(SCOPE_FIELDS, CHUNK):
+            changes: dict[str, set[str]] = defaultdict(set)
+            for doc in batch:
+                for view in views_of(EVERYONE, doc) + views_of(user_reader(doc["owner_id"]), doc):
+                    changes[view].add(doc["_id"])
+            await self.touch_all(changes)
+            done += len(batch)
+            log.info("reader views: %d collections placed", done)
+        await self.repo.mark_layout(MIGRATION_MARK)
+        return done
+
+
+def _fact_document(fact: VisibilityFact) -> tuple[str, Document]:
+    """A fact's `_id` and the fields it is found by (the model guarantees the ids each kind names)."""
+    user_id, group_id = fact.user_id or 0, fact.group_id or 0
+    if fact.kind == "share":
+        who = user_reader(user_id) if fact.user_id is not None else f"g:{group_id}"
+        return share_id(str(fact.collection_id), who), {"k": "S", "c": fact.collection_id, "who": who}
+    if fact.kind == "member":
+        return member_fact_id(group_id, user_id), {"k": "M", "g": group_id, "u": user_id}
+    project_id = str(fact.project_id)
+    return role_id(project_id, user_id), {"k": "R", "project": project_id, "u": user_id}

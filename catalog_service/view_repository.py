@@ -1,0 +1,225 @@
+"""All MongoDB access for the lists' read model: per-reader views and the access facts they come from.
+
+One collection, `views`; every document has a kind `k` (docs/scale.md, "Lists"):
+- `H` the head of a view: `_id` "H\\x1f<view>", `v` the view, `n` its size, `ver` bumped by every change,
+  `op` a change committed but perhaps not written out yet (readers apply it on top of what they read);
+- `E` an entry: `_id` "E\\x1f<view>\\x1f<position>", `v`, `c` the collection at that position (1..n),
+  `w` the version that wrote it (a late writer of an older change never overwrites a newer one);
+- `I` where a collection stands in a view: `_id` "I\\x1f<view>\\x1f<collection>", `iv`, `c`, `pos` (0:
+  not in it), `w`;
+- `S` a share (access fact): `_id` "S\\x1f<collection>\\x1f<who>", `c`, `who` ("u:<user>" or "g:<group>");
+- `M` a group membership: `_id` "M\\x1f<group>\\x1f<user>", `g`, `u`;
+- `R` a role on a project: `_id` "R\\x1f<project>\\x1f<user>", `project`, `u`.
+Facts carry `on`, `ver` (access_service's entity version: an older fact never wins) and `due` while the
+views it changes are not yet brought up to date.
+
+Every read of a page is one `_id $in`; every write is addressed by `_id` (MONGO_SUBSET.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from shared.mongo import Document
+
+SEPARATOR = "\x1f"
+DUPLICATE_KEY = 11000
+FACT_KINDS = ("S", "M", "R")
+
+
+def head_id(view: str) -> str:
+    """The `_id` of a view's head."""
+    return f"H{SEPARATOR}{view}"
+
+
+def entry_id(view: str, position: int) -> str:
+    """The `_id` of the entry at a position (1-based)."""
+    return f"E{SEPARATOR}{view}{SEPARATOR}{position}"
+
+
+def index_id(view: str, collection_id: str) -> str:
+    """The `_id` of a collection's place in a view."""
+    return f"I{SEPARATOR}{view}{SEPARATOR}{collection_id}"
+
+
+def share_id(collection_id: str, who: str) -> str:
+    """The `_id` of a share fact."""
+    return f"S{SEPARATOR}{collection_id}{SEPARATOR}{who}"
+
+
+def member_fact_id(group_id: int, user_id: int) -> str:
+    """The `_id` of a group membership fact."""
+    return f"M{SEPARATOR}{group_id}{SEPARATOR}{user_id}"
+
+
+def role_id(project_id: str, user_id: int) -> str:
+    """The `_id` of a project role fact."""
+    return f"R{SEPARATOR}{project_id}{SEPARATOR}{user_id}"
+
+
+@dataclass
+class ViewChange:
+    """A change of one view, as committed in its head: the writes that make it so, and the new size."""
+
+    version: int
+    size: int
+    entries: dict[int, str] = field(default_factory=dict)  # position -> collection
+    places: dict[str, int] = field(default_factory=dict)  # collection -> position (0: out)
+
+    def as_document(self) -> Document:
+        """Parallel arrays of scalars (the stand-in keeps those faithfully; ids never become keys)."""
+        return {
+            "ver": self.version,
+            "n": self.size,
+            "ep": list(self.entries),
+            "ec": list(self.entries.values()),
+            "ic": list(self.places),
+            "ip": list(self.places.values()),
+        }
+
+    @classmethod
+    def from_document(cls, doc: Document) -> ViewChange:
+        """The change a head holds."""
+        return cls(
+            version=int(doc["ver"]),
+            size=int(doc["n"]),
+            entries=dict(zip((int(p) for p in doc["ep"]), doc["ec"], strict=True)),
+            places=dict(zip(doc["ic"], (int(p) for p in doc["ip"]), strict=True)),
+        )
+
+
+@dataclass
+class Head:
+    """A view's head as read: its version, its size and the change not yet written out, if any."""
+
+    view: str
+    version: int = 0
+    size: int = 0
+    pending: ViewChange | None = None
+
+    @classmethod
+    def of(cls, view: str, doc: Document | None) -> Head:
+        """The head read (or a fresh one when the view was never written)."""
+        if doc is None:
+            return cls(view)
+        pending = ViewChange.from_document(doc["op"]) if doc.get("op") else None
+        return cls(view, int(doc["ver"]), int(doc["n"]), pending)
+
+    @property
+    def visible_size(self) -> int:
+        """The size readers see: a committed change counts even before it is written out."""
+        return self.pending.size if self.pending else self.size
+
+
+class ViewRepository:
+    """Views (heads, entries, places) and the access facts, in one collection."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.views = db["views"]
+
+    async def ensure_indexes(self) -> None:
+        """Equality look-ups: a view's entries, a collection's places and shares, facts by each id."""
+        for key in ("v", "c", "who", "g", "u", "project", "due"):
+            await self.views.create_index(key)
+
+    # --- reading ------------------------------------------------------------------------------------------
+    async def by_ids(self, ids: Iterable[str]) -> dict[str, Document]:
+        """Documents by `_id` (one `$in`); absent ones are missing from the answer."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        return {doc["_id"]: doc async for doc in self.views.find({"_id": {"$in": wanted}})}
+
+    async def view_documents(self, view: str) -> list[Document]:
+        """A view's head and every entry it ever had (one equality; entries past the size are stale)."""
+        wanted = {"_id": 1, "k": 1, "c": 1, "pos": 1, "n": 1, "ver": 1, "op": 1}
+        return await self.views.find({"v": view}, wanted).to_list()
+
+    async def views_holding(self, collection_id: str) -> list[str]:
+        """Every view the collection is in."""
+        cursor = self.views.find({"c": collection_id, "k": "I", "pos": {"$gt": 0}}, {"iv": 1})
+        return [doc["iv"] async for doc in cursor]
+
+    async def facts(self, selector: Document) -> list[Document]:
+        """Facts that are on, matching an indexed equality (`who`, `g`, `u`, `project` or `c`)."""
+        return await self.views.find({**selector, "on": True}).to_list()
+
+    async def due_facts(self, limit: int) -> list[Document]:
+        """Facts whose views may not be up to date (a crash between recording and applying them)."""
+        return await self.views.find({"due": True}).limit(limit).to_list()
+
+    # --- writing a view -----------------------------------------------------------------------------------
+    async def commit(self, head: Head, change: ViewChange) -> bool:
+        """Make `change` the view's next version, if nobody changed the view since `head` was read."""
+        op = change.as_document()
+        if head.version == 0:
+            doc = {"_id": head_id(head.view), "k": "H", "v": head.view, "n": change.size, "ver": 1, "op": op}
+            try:
+                await self.views.insert_one(doc)
+            except DuplicateKeyError:
+                return False
+            return True
+        result = await self.views.update_one(
+            {"_id": head_id(head.view), "ver": head.version},
+            {"$set": {"ver": change.version, "n": change.size, "op": op}},
+        )
+        return result.modified_count == 1
+
+    async def write_out(self, view: str, change: ViewChange) -> None:
+        """Write a committed change's entries and places; a newer write of the same document wins."""
+        requests: list[UpdateOne] = [
+            UpdateOne(
+                {"_id": entry_id(view, position), "w": {"$lt": change.version}},
+                {"$set": {"k": "E", "v": view, "c": collection_id, "pos": position, "w": change.version}},
+                upsert=True,
+            )
+            for position, collection_id in change.entries.items()
+        ]
+        requests += [
+            UpdateOne(
+                {"_id": index_id(view, collection_id), "w": {"$lt": change.version}},
+                {"$set": {"k": "I", "iv": view, "c": collection_id, "pos": position, "w": change.version}},
+                upsert=True,
+            )
+            for collection_id, position in change.places.items()
+        ]
+        if not requests:
+            return
+        try:
+            await self.views.bulk_write(requests, ordered=False)
+        except BulkWriteError as exc:
+            # A duplicate key means a newer change wrote that document already: it stays as it is.
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                raise
+
+    async def settle(self, view: str, version: int) -> None:
+        """The change at `version` is written out: drop it from the head (unless a newer one replaced it)."""
+        await self.views.update_one({"_id": head_id(view), "ver": version}, {"$unset": {"op": ""}})
+
+    # --- facts --------------------------------------------------------------------------------------------
+    async def record_fact(self, fact_id: str, fields: Document, on: bool, version: int) -> bool:
+        """Record a fact at its version, marked due; False when the same or a newer version is recorded."""
+        try:
+            result = await self.views.update_one(
+                {"_id": fact_id, "ver": {"$lt": version}},
+                {"$set": {**fields, "on": on, "ver": version, "due": True}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return result.modified_count == 1 or result.upserted_id is not None
+
+    async def fact_done(self, fact_id: str, version: int) -> None:
+        """The views a fact changes are up to date."""
+        await self.views.update_one({"_id": fact_id, "ver": version}, {"$unset": {"due": ""}})
+
+    async def seed(self, documents: Sequence[dict[str, Any]]) -> None:
+        """Insert documents as they are (the bench seeds large views directly)."""
+        if documents:
+            await self.views.insert_many(list(documents), ordered=False)
