@@ -329,8 +329,12 @@ class ReaderViews:
 
     # --- recovery and migration ---------------------------------------------------------------------------
     async def recover(self, limit: int = 100) -> int:
-        """Finish what a crash interrupted: collections and facts marked due. The number finished."""
+        """Finish what a crash interrupted: changes committed and not written out, collections and facts
+        marked due. The number finished. (Safe beside live writers: every step is idempotent.)"""
         finished = 0
+        for head in await self.views.unsettled(limit):
+            await self._write_out(head["v"], ViewChange.from_document(head["op"]))
+            finished += 1
         for doc in await self.repo.collections_due(limit):
             await self.collection_changed(doc["_id"])
             await self.repo.collection_views_done(doc["_id"], doc["views_due"])

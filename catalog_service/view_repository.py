@@ -2,7 +2,8 @@
 
 One collection, `views`; every document has a kind `k` (docs/scale.md, "Lists"):
 - `H` the head of a view: `_id` "H\\x1f<view>", `v` the view, `n` its size, `ver` bumped by every change,
-  `op` a change committed but perhaps not written out yet (readers apply it on top of what they read);
+  `op` a change committed but perhaps not written out yet (readers apply it on top of what they read),
+  with `o` 1 while there is one;
 - `E` an entry: `_id` "E\\x1f<view>\\x1f<position>", `v`, `c` the collection at that position (1..n),
   `w` the version that wrote it (a late writer of an older change never overwrites a newer one);
 - `I` where a collection stands in a view: `_id` "I\\x1f<view>\\x1f<collection>", `iv`, `c`, `pos` (0:
@@ -125,7 +126,7 @@ class ViewRepository:
 
     async def ensure_indexes(self) -> None:
         """Equality look-ups: a view's entries, a collection's places and shares, facts by each id."""
-        for key in ("v", "c", "who", "g", "u", "project", "due"):
+        for key in ("v", "c", "who", "g", "u", "project", "due", "o"):
             await self.views.create_index(key)
 
     # --- reading ------------------------------------------------------------------------------------------
@@ -159,7 +160,15 @@ class ViewRepository:
         """Make `change` the view's next version, if nobody changed the view since `head` was read."""
         op = change.as_document()
         if head.version == 0:
-            doc = {"_id": head_id(head.view), "k": "H", "v": head.view, "n": change.size, "ver": 1, "op": op}
+            doc = {
+                "_id": head_id(head.view),
+                "k": "H",
+                "v": head.view,
+                "n": change.size,
+                "ver": 1,
+                "op": op,
+                "o": 1,
+            }
             try:
                 await self.views.insert_one(doc)
             except DuplicateKeyError:
@@ -167,7 +176,7 @@ class ViewRepository:
             return True
         result = await self.views.update_one(
             {"_id": head_id(head.view), "ver": head.version},
-            {"$set": {"ver": change.version, "n": change.size, "op": op}},
+            {"$set": {"ver": change.version, "n": change.size, "op": op, "o": 1}},
         )
         return result.modified_count == 1
 
@@ -200,7 +209,11 @@ class ViewRepository:
 
     async def settle(self, view: str, version: int) -> None:
         """The change at `version` is written out: drop it from the head (unless a newer one replaced it)."""
-        await self.views.update_one({"_id": head_id(view), "ver": version}, {"$unset": {"op": ""}})
+        await self.views.update_one({"_id": head_id(view), "ver": version}, {"$unset": {"op": "", "o": ""}})
+
+    async def unsettled(self, limit: int) -> list[Document]:
+        """Heads holding a change not yet written out (its writer may have died)."""
+        return await self.views.find({"o": 1}).limit(limit).to_list()
 
     # --- facts --------------------------------------------------------------------------------------------
     async def record_fact(self, fact_id: str, fields: Document, on: bool, version: int) -> bool:
