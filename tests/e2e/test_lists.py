@@ -8,6 +8,7 @@ list holds exactly the live collections, each once, whichever page size reads it
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from typing import Any
 
@@ -165,3 +166,30 @@ async def test_an_admin_lists_everything_and_a_stranger_nothing_of_it(hub: Hub) 
     assert cid in await b_list(hub, hub.admin_key)
     assert cid not in await b_list(hub, stranger_key)
     assert cid not in await c_list(hub, stranger_key)
+
+
+async def test_paging_while_collections_come_and_go_never_lists_one_twice(hub: Hub) -> None:
+    """A page token continues at a position: what arrives meanwhile lands at the end, what leaves is
+    replaced by the last one, so a client paging through changes sees no collection twice, and nothing
+    that had gone before its page was read."""
+    _, key = await hub.user_with_key()
+    alive = [await b_create(hub, key, f"moving-{n}") for n in range(12)]
+    rng = random.Random(3)
+    seen: list[str] = []
+    gone: set[str] = set()
+    token = None
+    for round_ in range(40):
+        query = "?pageSize=2" + (f"&paginationToken={token}" if token else "")
+        body = await ok(hub, "GET", f"/v1/collections{query}", key=key)
+        page = [c["id"] for c in body["collections"]]
+        assert not set(page) & gone
+        seen += page
+        token = body.get("nextPaginationToken")
+        if token is None:
+            break
+        leaving = alive.pop(rng.randrange(len(alive)))  # seen already or not: either may leave
+        await ok(hub, "DELETE", f"/api/v2/collections/{leaving}", key=key)
+        gone.add(leaving)
+        alive.append(await b_create(hub, key, f"late-{round_}"))
+    assert token is None
+    assert len(seen) == len(set(seen))
