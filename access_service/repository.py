@@ -36,7 +36,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.errors import Conflict, Unavailable
 from shared.events import EventEnvelope
 from shared.mongo import Document
-from shared.outbox import ensure_outbox_index, new_document_outbox, with_events
+from shared.outbox import ensure_outbox_index, new_document_outbox, with_events, written
 
 _NO_OUTBOX = {"outbox": 0, "outbox_count": 0}
 
@@ -110,6 +110,7 @@ class AccessRepository:
             await self.users.insert_one({VERSION_FIELD: 0, **user, **new_document_outbox(created)})
         except DuplicateKeyError as exc:
             raise Conflict("email already in use") from exc
+        written(created)
 
     async def user_by_id(self, user_id: int) -> Document | None:
         """One user, or None."""
@@ -156,6 +157,7 @@ class AccessRepository:
     async def insert_api_key(self, key: Document, event: EventEnvelope) -> None:
         """Store a new API key (hash only) with its event."""
         await self.api_keys.insert_one({**key, **new_document_outbox(event)})
+        written(event)
 
     async def upsert_api_key(self, key_id: str, fields: Document, now: str, event: EventEnvelope) -> None:
         """Make this exact key exist and be active (the operator's bootstrap key), with its event."""
@@ -164,6 +166,7 @@ class AccessRepository:
             with_events({"$set": {**fields, "revoked_at": None}, "$setOnInsert": {"created_at": now}}, event),
             upsert=True,
         )
+        written(event)
 
     async def api_key(self, key_id: str) -> Document | None:
         """One API key by its lookup id."""
@@ -174,6 +177,8 @@ class AccessRepository:
         result = await self.api_keys.update_one(
             {"_id": key_id, "revoked_at": None}, with_events({"$set": {"revoked_at": at}}, event)
         )
+        if result.modified_count == 1:
+            written(event)
         return result.modified_count == 1
 
     # --- groups -----------------------------------------------------------------------------------------
@@ -181,6 +186,7 @@ class AccessRepository:
     async def insert_group(self, group: Document, event: EventEnvelope) -> None:
         """Store a new group with its event."""
         await self.groups.insert_one({**group, **new_document_outbox(event)})
+        written(event)
 
     async def group_by_id(self, group_id: int) -> Document | None:
         """One group, or None."""
@@ -279,11 +285,12 @@ class AccessRepository:
             version = document.get(VERSION_FIELD)
             new_version = int(version or 0) + 1
             guarded = {**update, "$inc": {**update.get("$inc", {}), VERSION_FIELD: 1}}
+            stamped = event.at_entity_version(new_version)
             result = await collection.update_one(
-                {**condition, "_id": document_id, VERSION_FIELD: version},
-                with_events(guarded, event.at_entity_version(new_version)),
+                {**condition, "_id": document_id, VERSION_FIELD: version}, with_events(guarded, stamped)
             )
             if result.modified_count == 1:
+                written(stamped)
                 return new_version
             stalls = stalls + 1 if version == seen else 0
             if stalls >= CAS_STALLS:

@@ -33,7 +33,7 @@ from pymongo.errors import BulkWriteError
 
 from shared.events import EventEnvelope
 from shared.mongo import Document
-from shared.outbox import with_events
+from shared.outbox import with_events, written
 
 MemberKind = Literal["node", "asset", "model"]
 SEPARATOR = "\x1f"
@@ -213,12 +213,15 @@ class MemberRepository:
             {COUNT_FIELD[change.kind]: delta, PENDING_COUNT: -1, "version": 1}
         )
         merged.setdefault("$unset", {})[f"{PENDING}.{change.op_id}"] = ""
-        return await self.collections.find_one_and_update(
+        doc = await self.collections.find_one_and_update(
             {"_id": change.collection_id, f"{PENDING}.{change.op_id}": {"$exists": True}},
             with_events(merged, *events) if events else merged,
             projection=projection,
             return_document=ReturnDocument.AFTER,
         )
+        if doc is not None:
+            written(*events)
+        return doc
 
     # --- recovery -----------------------------------------------------------------------------------------
     async def collections_with_pending_changes(self, limit: int = 100) -> list[Document]:

@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.errors import Conflict
 from shared.events import EventEnvelope
 from shared.mongo import Document
-from shared.outbox import ensure_outbox_index, new_document_outbox, with_events
+from shared.outbox import ensure_outbox_index, new_document_outbox, with_events, written
 
 ItemKind = Literal["asset", "model"]
 
@@ -73,6 +73,7 @@ class CatalogRepository:
             await collection.insert_one({**doc, **new_document_outbox(event)})
         except DuplicateKeyError as exc:
             raise Conflict("already exists") from exc
+        written(event)
 
     async def upsert_quietly(self, collection: AsyncCollection[Document], doc: Document) -> None:
         """Create a document unless it exists (no event: used for implicit personal projects)."""
@@ -116,12 +117,15 @@ class CatalogRepository:
         result = await self.items[kind].update_one(
             selector, with_events({"$set": {"deleted": True, "deleted_at": at}}, event)
         )
+        if result.modified_count == 1:
+            written(event)
         return result.modified_count == 1
 
     # --- collections --------------------------------------------------------------------------------------
     async def insert_collection(self, doc: Document, event: EventEnvelope) -> None:
         """Insert a collection with its created event; DuplicateKeyError when its name key is taken."""
         await self.collections.insert_one({VISIBILITY_VERSION: 0, **doc, **new_document_outbox(event)})
+        written(event)
 
     async def apply_visibility(self, collection_id: str, is_public: bool, entity_version: int | None) -> bool:
         """Set the public flag from access_service's event unless a newer one was applied; True if set.
@@ -220,12 +224,15 @@ class CatalogRepository:
         before: bool = False,
     ) -> Document | None:
         """One atomic update of a live collection (with its event); the document after (or before) it."""
-        return await self.collections.find_one_and_update(
+        doc = await self.collections.find_one_and_update(
             {**selector, "deleted": False},
             with_events(update, event) if event else update,
             projection=projection,
             return_document=ReturnDocument.BEFORE if before else ReturnDocument.AFTER,
         )
+        if doc is not None and event is not None:
+            written(event)
+        return doc
 
     async def set_thumbnail(
         self, collection_id: str, expected: str | None, thumbnail: Document | None, event: EventEnvelope
@@ -239,6 +246,8 @@ class CatalogRepository:
         result = await self.collections.update_one(
             selector, with_events({"$set": {"thumbnail": thumbnail}}, event)
         )
+        if result.modified_count == 1:
+            written(event)
         return result.modified_count == 1
 
     async def find_collections(

@@ -16,6 +16,14 @@ it under a PRODUCER span in that trace with the context in the message headers, 
 the consumers. Without tracing nothing is stored. The relay's own polling (the `find` and the removal) is
 left out of traces: it serves many requests' events at once, and would otherwise be a trace every second.
 
+Publishing from the write (issue 12): a repository that has stored events calls `written(*events)`; the
+request's middleware (`shared/web.py`) hands them to the relay, which publishes them at once from memory,
+with no read. The polling pass (every `poll_interval`) is then the crash-recovery path and the clean-up:
+it removes what was published from the outboxes, in one bulk write per collection for all the requests
+of the interval, and publishes only what no process has published (a write whose process died, an event
+whose publish failed). An event in flight in this process is left to it; a republish by mistake would be
+a duplicate JetStream drops (same `Nats-Msg-Id`) and consumers ignore (event id unique, versions).
+
 What it reports (`shared/metrics.py`): events published, failed publishes, and after each pass the events
 still pending and the age of the oldest; a pass that stops at a failure has not looked past its batch of
 200 documents, so the count is then a lower bound (the age keeps growing from the last pass that saw it).
@@ -26,6 +34,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +58,32 @@ OUTBOX_FIELD = "outbox"
 OUTBOX_COUNT_FIELD = "outbox_count"
 # Beside an event in its outbox entry, never published in the envelope: the W3C context of its request.
 TRACE_FIELD = "trace_context"
+
+
+# Events the current request's writes stored, in the order they were written (None: nobody collects).
+_WRITTEN: ContextVar[list[tuple[EventEnvelope, dict[str, str]]] | None] = ContextVar("written", default=None)
+# Event ids remembered as published by this process until the polling pass removes them.
+ACKED_LIMIT = 100_000
+
+
+def written(*events: EventEnvelope) -> None:
+    """Say that a write has stored these events (call it only once the write succeeded): the relay
+    publishes them right after the request, from memory."""
+    collected = _WRITTEN.get()
+    if collected is not None:
+        carrier = current_carrier()
+        collected.extend((event, carrier) for event in events)
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[list[tuple[EventEnvelope, dict[str, str]]]]:
+    """Collect what `written` is told while the block runs (one request)."""
+    collected: list[tuple[EventEnvelope, dict[str, str]]] = []
+    token = _WRITTEN.set(collected)
+    try:
+        yield collected
+    finally:
+        _WRITTEN.reset(token)
 
 
 def _entries(events: tuple[EventEnvelope, ...]) -> dict[str, Document]:
@@ -115,6 +152,55 @@ class OutboxRelay:
         # `occurred_at` of the events the current pass could not publish, and the oldest after the last pass.
         self._left: list[str] = []
         self._oldest_left: datetime | None = None
+        # Published from memory: acknowledged (until the polling pass removes them), and still in flight.
+        self._acked: OrderedDict[str, None] = OrderedDict()
+        self._in_flight: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, events: list[tuple[EventEnvelope, dict[str, str]]]) -> None:
+        """Publish events a request has written, now, in their order (the polling pass removes them)."""
+        if not events:
+            return
+        self._in_flight.update(event.id for event, _ in events)
+        task = asyncio.create_task(self._publish_written(events), name="outbox-publish")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def finish_submitted(self) -> None:
+        """Wait for what requests handed over to be published (at shutdown; bound it with a timeout)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def _publish_written(self, events: list[tuple[EventEnvelope, dict[str, str]]]) -> None:
+        try:
+            for index, (event, carrier) in enumerate(events):
+                try:
+                    await self._publish(event, carrier or None)
+                except Exception as exc:  # noqa: BLE001 - the polling pass publishes what is left
+                    log.info("publish from memory failed, the polling pass retries: %s", exc)
+                    if self._metrics is not None:
+                        self._metrics.outbox_publish_failures.labels(self._metrics.service).inc()
+                    self._in_flight.difference_update(left.id for left, _ in events[index:])
+                    return
+                self._in_flight.discard(event.id)
+                self._acked[event.id] = None
+                if len(self._acked) > ACKED_LIMIT:
+                    self._acked.popitem(last=False)
+                if self._metrics is not None:
+                    self._metrics.outbox_published.labels(self._metrics.service).inc()
+        finally:
+            self._in_flight.difference_update(event.id for event, _ in events)
+
+    async def _publish(self, event: EventEnvelope, carrier: dict[str, str] | None) -> None:
+        """One event to JetStream, deduplicated by its id, under a PRODUCER span in its request's trace."""
+        headers = {"Nats-Msg-Id": event.id}
+        with publish_span(event.subject, event.id, carrier, headers):
+            await self._js.publish(
+                event.subject,
+                event.model_dump_json().encode(),
+                timeout=self._publish_timeout,
+                headers=headers,
+            )
 
     def notify(self) -> None:
         """Tell the relay that a write just added events, so it need not wait for the next poll."""
@@ -183,8 +269,6 @@ class OutboxRelay:
         acks = [ack for published, _ in results for ack in published]
         if acks:
             await untraced(lambda: collection.bulk_write(acks, ordered=False))()
-            if self._metrics is not None:
-                self._metrics.outbox_published.labels(self._metrics.service).inc(len(acks))
         for _, failure in results:
             if failure is not None:
                 raise failure
@@ -198,26 +282,30 @@ class OutboxRelay:
         entries = sorted((doc.get(OUTBOX_FIELD) or {}).values(), key=publish_order)
         acks: list[UpdateOne] = []
         for index, entry in enumerate(entries):
+            if entry["id"] in self._in_flight:
+                break  # this process is publishing it from memory: the next pass removes it
+            if entry["id"] in self._acked:  # published from memory already: only remove it
+                self._acked.pop(entry["id"], None)
+                acks.append(_removal(doc["_id"], entry["id"]))
+                continue
             stored = entry.get(TRACE_FIELD)
             event = EventEnvelope.model_validate({k: v for k, v in entry.items() if k != TRACE_FIELD})
-            headers = {"Nats-Msg-Id": event.id}
             try:
-                with publish_span(event.subject, event.id, stored, headers):
-                    await self._js.publish(
-                        event.subject,
-                        event.model_dump_json().encode(),
-                        timeout=self._publish_timeout,
-                        headers=headers,
-                    )
+                await self._publish(event, stored)
             except Exception as exc:  # noqa: BLE001 - kept and raised once the acknowledged ones are removed
                 self._left += [str(left["occurred_at"]) for left in entries[index:]]
                 if self._metrics is not None:
                     self._metrics.outbox_publish_failures.labels(self._metrics.service).inc()
                 return acks, exc
-            acks.append(
-                UpdateOne(
-                    {"_id": doc["_id"], f"{OUTBOX_FIELD}.{event.id}": {"$exists": True}},
-                    {"$unset": {f"{OUTBOX_FIELD}.{event.id}": ""}, "$inc": {OUTBOX_COUNT_FIELD: -1}},
-                )
-            )
+            acks.append(_removal(doc["_id"], event.id))
+            if self._metrics is not None:
+                self._metrics.outbox_published.labels(self._metrics.service).inc()
         return acks, None
+
+
+def _removal(document_id: Any, event_id: str) -> UpdateOne:
+    """The update that takes a published event out of its document's outbox (once)."""
+    return UpdateOne(
+        {"_id": document_id, f"{OUTBOX_FIELD}.{event_id}": {"$exists": True}},
+        {"$unset": {f"{OUTBOX_FIELD}.{event_id}": ""}, "$inc": {OUTBOX_COUNT_FIELD: -1}},
+    )

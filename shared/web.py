@@ -22,7 +22,7 @@ from shared.logs import request_id_var
 from shared.messaging import connect_nats, ensure_stream, stream_config
 from shared.metrics import METRICS_KEY, Metrics, metrics_middleware
 from shared.mongo import Document, create_mongo_client, ping
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, collecting
 from shared.principal import (
     FORWARDED_HEADER,
     PRINCIPAL_HEADER,
@@ -108,14 +108,16 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @web.middleware
 async def relay_wakeup_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """After a successful write, wake the outbox relay so events reach the stream without a poll delay."""
-    response = await handler(request)
-    if (
-        request.method not in _READ_METHODS
-        and response.status < 400
-        and (relay := request.app.get(RELAY_KEY))
-    ):
-        relay.notify()
+    """Hand the events the request's writes stored to the outbox relay, which publishes them from memory at
+    once (shared/outbox.py); a write that stored events without saying so wakes the polling pass instead."""
+    with collecting() as events:
+        response = await handler(request)
+    relay = request.app.get(RELAY_KEY)
+    if relay is not None:
+        if events:
+            relay.submit(events)
+        elif request.method not in _READ_METHODS and response.status < 400:
+            relay.notify()
     return response
 
 
@@ -269,6 +271,7 @@ def outbox_relay_resource(
             await task
         # Publish what the last requests wrote; anything left is published after the next start.
         try:
+            await asyncio.wait_for(relay.finish_submitted(), timeout=2.0)
             await asyncio.wait_for(relay.drain(), timeout=2.0)
         except Exception as exc:  # noqa: BLE001 - best effort; the outbox keeps what was not published
             log.info("outbox left for next start: %s", exc)
