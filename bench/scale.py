@@ -4,15 +4,14 @@ Members: 49 node ids added (dialect A, POST members) to collections of 0, 10,000
 through the gateway; beside it, the same `findAndModify` sent directly (with and without reading the
 member array back), and a prototype of the member-document design on the same server.
 
-Depth: dialect C keyset pages (pageSize=10) at depth 0, 50,000 and 99,990 of 100,000 collections one user
-owns, through the gateway; beside it, the same `find` sent directly with its plan, and dialect A's offset
-pages at the same depths. The 100,000 collections are inserted straight into catalog's database in the
-shape `CatalogService.create` writes (through the API they would take most of the run's time budget).
+Depth: dialect C keyset pages and dialect A offset pages (pageSize=10) at the start, middle and end of the
+collections one user sees, at 100,000 and 1,000,000 collections, through the gateway. The collections and
+the user's views are inserted straight into catalog's database in the shape catalog writes them (through
+the API they would take most of the run's time budget). `BENCH_SCALE_PARTS=lists` measures only this half.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import statistics
 import time
@@ -27,7 +26,9 @@ from bench.report import MISS, PASS, SKIP, Section, ratio
 from catalog_service.collection_crud import collection_document
 from catalog_service.ids import new_id
 from catalog_service.member_repository import COUNT_FIELD, POSITION, MemberKind, member_id
+from catalog_service.reader_views import user_reader, view_key
 from catalog_service.service import ListCursors, free_key
+from catalog_service.view_repository import entry_id, head_id
 from shared.clock import timestamp
 from shared.principal import Principal
 
@@ -40,8 +41,7 @@ MAX_WRITE_COMMANDS = 3
 MAX_DOCUMENT_BYTES = 1_000_000
 MAX_CATALOG_MB = 150
 COLLECTIONS = 100_000
-DEPTHS = (0, 50_000, 99_990)
-OFFSET_LIMIT = 30.0
+LARGE_COLLECTIONS = 1_000_000
 PAGE_TARGET_MS = 50
 TARGET = 2.0
 WITHOUT_MEMBERS = {"nodes": 0, "assets": 0, "models": 0, "outbox": 0, "member_ops": 0}
@@ -334,169 +334,142 @@ async def members_scale(bench: Bench, section: Section) -> bool:
 
 
 # --- depth ------------------------------------------------------------------------------------------------
-async def seed_collections(bench: Bench, owner: Actor) -> tuple[list[str], str, float]:
-    """COLLECTIONS collections owned by one user, in its personal project; sorted ids, project, seconds."""
-    first = await bench.ok("POST", "/v1/collections", actor=owner, json={"name": "deep-0"})
+async def seed_collections(bench: Bench, owner: Actor, count: int) -> tuple[str, float]:
+    """`count` collections owned by one user, in its personal project, with the two views its lists read
+    (`u:U` for B and C, `u:U@P` for A) as catalog keeps them; the project id and the seconds it took.
+
+    The first is created through the API (its project and views come into being as they do for a user);
+    the rest are inserted directly, in the shape `Collections.create` writes, appended to both views.
+    The places (`I` documents, read only by writes) are left out: a page never reads them."""
+    await bench.ok("POST", "/v1/collections", actor=owner, json={"name": "deep-0"})
     project_id = f"personal-{owner.user_id}"
-    ids = [first["collection"]["id"]]
-    store = bench.db("catalog_service")["collections"]
-    started = time.perf_counter()
-    batch: list[dict[str, Any]] = []
+    db = bench.db("catalog_service")
     principal = Principal(user_id=owner.user_id, email="deep@example.com", role="user", auth="api_key")
-    for i in range(1, COLLECTIONS):
-        cid = new_id()
-        ids.append(cid)
-        name = f"deep-{i}"
-        # The shape catalog writes (collection_document), with an empty outbox.
-        doc = collection_document(cid, project_id, principal, name=name, key=free_key(project_id, name, cid))
-        batch.append({**doc, "outbox": {}, "outbox_count": 0})
-        if len(batch) == 2000:
-            await store.insert_many(batch, ordered=False)
-            batch = []
-    if batch:
-        await store.insert_many(batch, ordered=False)
-    return sorted(ids), project_id, time.perf_counter() - started
-
-
-def offset_pipeline(project_id: str, owner_id: int, skip: int) -> list[dict[str, Any]]:
-    """The `$facet` dialect A's list sends for a plain user (CatalogRepository.page_with_total)."""
-    match = {
-        "project_id": project_id,
-        "$or": [{"owner_id": owner_id}, {"_id": {"$in": []}}],
-        "deleted": False,
-    }
-    return [
-        {"$match": match},
-        {"$sort": {"_id": 1}},
-        {
-            "$facet": {
-                "page": [{"$skip": skip}, {"$limit": 10}, {"$project": WITHOUT_MEMBERS}],
-                "total": [{"$count": "n"}],
-            }
-        },
-    ]
-
-
-async def timed(work: Any) -> float:
-    """Milliseconds one awaitable takes."""
+    lists = [view_key(user_reader(owner.user_id)), view_key(user_reader(owner.user_id), project_id)]
     started = time.perf_counter()
-    await work
-    return (time.perf_counter() - started) * 1000
+    collections: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    for position in range(2, count + 1):
+        cid = new_id()
+        name = f"deep-{position}"
+        doc = collection_document(cid, project_id, principal, name=name, key=free_key(project_id, name, cid))
+        collections.append({**doc, "outbox": {}, "outbox_count": 0})
+        entries += [
+            {"_id": entry_id(view, position), "k": "E", "v": view, "c": cid, "pos": position, "w": 2}
+            for view in lists
+        ]
+        if len(collections) == SEED_BATCH:
+            await db["collections"].insert_many(collections, ordered=False)
+            await db["views"].insert_many(entries, ordered=False)
+            collections, entries = [], []
+    if collections:
+        await db["collections"].insert_many(collections, ordered=False)
+        await db["views"].insert_many(entries, ordered=False)
+    for view in lists:
+        await db["views"].update_one({"_id": head_id(view)}, {"$set": {"n": count, "ver": 2}})
+    return project_id, time.perf_counter() - started
 
 
-def plan_of(explained: dict[str, Any]) -> str:
-    """nx-27017's winning plan, in its own words."""
-    stages = explained.get("queryPlanner", {}).get("winningPlan", [])
-    return "; ".join(str(stage.get("detail", stage)) for stage in stages) or "?"
+async def page_ms(bench: Bench, path: str, actor: Actor) -> tuple[float, float, int]:
+    """Median ms of a page through the gateway (three calls), catalog's commands for one, and its size.
+
+    (No `bench.settle()` between calls: it counts pending outboxes over every collection, a scan that
+    would take longer than the pages, and lists write nothing.)"""
+    times, commands, size = [], 0.0, 0
+    for _ in range(3):
+        before = await catalog_commands(bench)
+        started = time.perf_counter()
+        async with bench.http.get(f"{bench.gateway}{path}", headers=actor.headers()) as r:
+            body = await r.json()
+            if r.status != 200:
+                raise RuntimeError(f"GET {path} -> {r.status}")
+        times.append((time.perf_counter() - started) * 1000)
+        after = await catalog_commands(bench)
+        commands = sum(after[c] - before.get(c, 0.0) for c in after)
+        size = len(body["collections"])
+    return statistics.median(times), commands, size
 
 
 async def depth_scale(bench: Bench, section: Section) -> bool:
-    """Keyset pages at depth (API, direct, plan); offset pages and an index-served keyset as references."""
-    deep = await bench.create_actor("deep")
-    ids, project_id, seeded_in = await seed_collections(bench, deep)
-    print(f"    seeded {COLLECTIONS} collections in {seeded_in:.0f} s", flush=True)
-    store = bench.db("catalog_service")["collections"]
-    selector = {"$or": [{"owner_id": deep.user_id}, {"_id": {"$in": []}}, {"project_id": {"$in": []}}]}
-    keyset, failed = {}, {}
-    # Through the gateway first: a page the gateway gives up on keeps nx-27017 (one command at a time)
-    # busy, which would slow whatever is measured next.
-    for depth in DEPTHS:
-        cursors = ListCursors(bench.stack.internal_secret)
-        token = cursors.encode_cursor(deep.user_id, ids[depth - 1]) if depth else None
-        path = "/v1/collections?pageSize=10" + (f"&paginationToken={token}" if token else "")
-        seconds, status, _ = await timed_call(bench, "GET", path, deep)
-        keyset[depth] = seconds * 1000
-        if status != 200:
-            failed[depth] = status
-        print(f"    keyset page at depth {depth}: {keyset[depth]:.0f} ms ({status})", flush=True)
-    direct, plans = {}, {}
-    for depth in DEPTHS:
-        query = {"$and": [selector, {"_id": {"$gt": ids[depth - 1]}}]} if depth else dict(selector)
-        query["deleted"] = False
-        direct[depth] = await timed(store.find(query, WITHOUT_MEMBERS, sort=[("_id", 1)], limit=11).to_list())
-        plans[depth] = plan_of(
-            await store.database.command(
-                "explain", {"find": store.name, "filter": query, "sort": {"_id": 1}, "limit": 11}
-            )
-        )
-    offset = {}
-
-    async def offset_page(skip: int) -> list[Any]:
-        return await (await store.aggregate(offset_pipeline(project_id, deep.user_id, skip))).to_list()
-
-    # One offset page, last and bounded: its `$facet` counts every match, about a minute on nx-27017,
-    # and nothing after it needs the server.
-    try:
-        offset[DEPTHS[-1]] = await asyncio.wait_for(timed(offset_page(DEPTHS[-1])), OFFSET_LIMIT)
-    except TimeoutError:
-        offset[DEPTHS[-1]] = None
-    print(f"    offset page at depth {DEPTHS[-1]}: {offset[DEPTHS[-1]]} ms", flush=True)
-    deepest, first = DEPTHS[-1], DEPTHS[0]
-    keyset_ratio = ratio(keyset[deepest], keyset[first])
-    flat = (keyset_ratio or 0) < TARGET and not failed
-    fast = max(keyset.values()) < PAGE_TARGET_MS
-    ok = flat and fast
+    """C keyset and A offset pages at depth 0, middle and end of 100,000 and 1,000,000 collections."""
+    sizes = (COLLECTIONS, int(os.environ.get("BENCH_SCALE_COLLECTIONS", LARGE_COLLECTIONS)))
     table = section.table(
-        f"List pages deep into {COLLECTIONS:,} collections one user owns (pageSize=10, one call each)",
-        [
-            "depth",
-            "C keyset through the gateway ms",
-            "same find direct ms",
-            "its plan (nx-27017 explain)",
-            "A offset page (its $facet) direct ms",
-        ],
+        "List pages deep into the collections one user sees (pageSize=10; median of 3 through the gateway)",
+        ["collections", "depth", "C keyset ms", "A offset ms", "catalog commands (C / A)", "page size"],
     )
-    for depth in DEPTHS:
-        cell = f"{keyset[depth]:.0f}" + (f" ({failed[depth]})" if depth in failed else "")
-        if depth not in offset:
-            offset_cell: Any = "not run"
-        elif offset[depth] is None:
-            offset_cell = f"> {OFFSET_LIMIT * 1000:,.0f} (stopped waiting)"
-        else:
-            offset_cell = offset[depth]
-        table.add(f"{depth:,}", cell, direct[depth], plans[depth], offset_cell)
-    table.add(f"ratio {deepest:,} / {first}", keyset_ratio, ratio(direct[deepest], direct[first]), "—", "—")
+    worst: dict[int, float] = {}
+    depth_ratio: dict[int, float | None] = {}
+    seeded: dict[int, float] = {}
+    commands_seen: set[float] = set()
+    for size in sizes:
+        deep = await bench.create_actor(f"deep{size}")
+        _, seeded[size] = await seed_collections(bench, deep, size)
+        print(f"    seeded {size:,} collections and their views in {seeded[size]:.0f} s", flush=True)
+        cursors = ListCursors(bench.stack.internal_secret)
+        a_base = f"/namespaces/personal/projects/user-{deep.user_id}/collections"
+        times: dict[int, float] = {}
+        for depth in (0, size // 2, size - 10):
+            token = cursors.encode_cursor(deep.user_id, depth) if depth else None
+            c_path = "/v1/collections?pageSize=10" + (f"&paginationToken={token}" if token else "")
+            c_ms, c_commands, c_size = await page_ms(bench, c_path, deep)
+            a_ms, a_commands, a_size = await page_ms(
+                bench, f"{a_base}?page={depth // 10 + 1}&pageSize=10", deep
+            )
+            commands_seen |= {c_commands, a_commands}
+            times[depth] = max(c_ms, a_ms)
+            table.add(
+                f"{size:,}",
+                f"{depth:,}",
+                c_ms,
+                a_ms,
+                f"{c_commands:.0f} / {a_commands:.0f}",
+                f"{c_size}/{a_size}",
+            )
+            print(f"    {size:,} depth {depth:,}: C {c_ms:.1f} ms, A {a_ms:.1f} ms", flush=True)
+        worst[size] = max(times.values())
+        depth_ratio[size] = ratio(times[size - 10], times[0])
+    small, large = sizes
+    size_ratio = ratio(worst[large], worst[small]) or 0.0
+    fast = max(worst.values()) < PAGE_TARGET_MS
+    flat_size = size_ratio <= FLAT
+    flat_depth = all((r or 0) < TARGET for r in depth_ratio.values())
     verdicts = section.table("Depth: verdict", ["figure", "value", "target", "verdict"])
     verdicts.add(
-        f"keyset page at depth {deepest:,} / depth 0",
-        keyset_ratio,
-        f"< {TARGET:.0f} (flat)",
-        PASS if flat else MISS,
-    )
-    verdicts.add(
-        "slowest keyset page, ms (issue 11: < 50 at 100,000 and at 1,000,000 collections)",
-        max(keyset.values()),
+        "slowest page, ms (any size, any depth)",
+        max(worst.values()),
         f"< {PAGE_TARGET_MS}",
         PASS if fast else MISS,
     )
-    section.notes.append(
-        f"Depth: {COLLECTIONS:,} collections inserted directly in {seeded_in:.0f} s. Keyset pages are "
-        f"{'flat' if ok else 'not flat'} across depth ({keyset_ratio:.2f}x), but every page costs "
-        f"{keyset[first] / 1000:.1f} s or so, the same at every depth: nx-27017's plan for the list's "
-        f"`find` is `{plans[first]}`. A plain user's list selector is an `$or` (owned, shared, project "
-        "roles) plus an `_id` range; nx-27017 serves `_id` from its index only for equality, so each page "
-        "decodes and filters every collection document, whatever its depth. The direct column shows the "
-        "time is the server's. Dialect A's offset page is worse at any depth: its `$facet` also counts "
-        "every match."
+    verdicts.add(
+        f"slowest page at {large:,} / at {small:,}", size_ratio, f"<= {FLAT}x", PASS if flat_size else MISS
+    )
+    for size in sizes:
+        verdicts.add(
+            f"{size:,}: deepest page / first page",
+            depth_ratio[size],
+            f"< {TARGET:.0f} (flat)",
+            PASS if flat_depth else MISS,
+        )
+    verdicts.add(
+        "catalog commands per list page (C: view page + collections; A: + members)",
+        "/".join(f"{c:.0f}" for c in sorted(commands_seen)),
+        "2 / 3",
+        "info",
     )
     section.notes.append(
-        "On MongoDB the `_id` index serves this keyset query (rerun with MONGODB_URL to see it). On "
-        "nx-27017 a list that must not scan needs a shape the stand-in can serve from an index, e.g. "
-        "equality on an indexed per-reader key (a visibility document per reader listing collection ids in "
-        "pages) instead of `$or` + range; measured here, it is not."
+        'Depth: lists read the caller\'s view (docs/scale.md, "Lists"): a page is one `_id $in` of the '
+        "view's head and the positions it covers, then the page's collections by `_id`; A also streams "
+        "the page's members (one more find). Seeding: "
+        + ", ".join(f"{s:,} collections in {seeded[s]:.0f} s" for s in sizes)
+        + " (collection documents and both views, inserted directly)."
     )
-    if failed:
-        section.notes.append(f"Pages that did not answer 200: {failed} (the gateway's upstream timeout).")
     section.data["depth"] = {
-        "keyset_ms": keyset,
-        "keyset_failed": failed,
-        "direct_ms": direct,
-        "plans": plans,
-        "offset_direct_ms": offset,
-        "ratio": keyset_ratio,
-        "seed_seconds": seeded_in,
+        "worst_ms": worst,
+        "depth_ratio": depth_ratio,
+        "size_ratio": size_ratio,
+        "seed_seconds": seeded,
     }
-    return ok
+    return fast and flat_size and flat_depth
 
 
 async def run(bench: Bench) -> Section:
@@ -509,8 +482,10 @@ async def run(bench: Bench) -> Section:
     verdicts = []
     for label, half in (
         (f"5: member writes, {LARGE:,} / 0 members <= {FLAT}x, <= 3 commands", members_scale),
-        (f"5: keyset page, flat in depth and < {PAGE_TARGET_MS} ms", depth_scale),
+        (f"5: list pages < {PAGE_TARGET_MS} ms, flat in depth and size", depth_scale),
     ):
+        if label.startswith("5: member") and os.environ.get("BENCH_SCALE_PARTS") == "lists":
+            continue
         try:
             verdicts.append((label, PASS if await half(bench, section) else MISS))
         except Exception as exc:  # one half failing must not lose the other's figures

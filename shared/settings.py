@@ -29,6 +29,8 @@ class ServiceSettings(BaseSettings):
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)
     # Longer than the outbox relay's retry horizon, so a republished event is dropped by JetStream.
     nats_duplicate_window_seconds: float = Field(default=600.0, gt=0)
+    # The outbox relay's polling pass: removes published events, publishes what a crash left.
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
     internal_secret: SecretStr = SecretStr("")
     # Peers reached over internal HTTP (authorization decisions, collection look-ups).
     catalog_url: str = "http://127.0.0.1:8081"

@@ -260,7 +260,12 @@ def outbox_relay_resource(
         client = create_mongo_client(settings, app[METRICS_KEY], label="relay")
         db = client[settings.mongo_database]
         metrics = app[METRICS_KEY]
-        relay = OutboxRelay([db[name] for name in collection_names], app[JS_KEY], metrics=metrics)
+        relay = OutboxRelay(
+            [db[name] for name in collection_names],
+            app[JS_KEY],
+            metrics=metrics,
+            poll_interval=settings.outbox_poll_interval_seconds,
+        )
         metrics.outbox_oldest_age.labels(metrics.service).set_function(relay.oldest_pending_age)
         metrics.outbox_pending.labels(metrics.service).set(0)
         app[RELAY_KEY] = relay
