@@ -103,21 +103,14 @@ async def internal_auth_middleware(request: web.Request, handler: Handler) -> we
     return await handler(request)
 
 
-_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
 @web.middleware
 async def relay_wakeup_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Hand the events the request's writes stored to the outbox relay, which publishes them from memory at
-    once (shared/outbox.py); a write that stored events without saying so wakes the polling pass instead."""
+    once (shared/outbox.py). Whatever a write stored without saying so waits for the polling pass."""
     with collecting() as events:
         response = await handler(request)
-    relay = request.app.get(RELAY_KEY)
-    if relay is not None:
-        if events:
-            relay.submit(events)
-        elif request.method not in _READ_METHODS and response.status < 400:
-            relay.notify()
+    if events and (relay := request.app.get(RELAY_KEY)) is not None:
+        relay.submit(events)
     return response
 
 
