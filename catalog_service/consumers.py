@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import nats.errors
@@ -30,50 +31,62 @@ SUBJECT = "hub.access.collection.>"
 VISIBILITY_TYPES = {"access.collection.made_public": True, "access.collection.made_private": False}
 
 
-async def consume_visibility(js: JetStreamContext, repository: CatalogRepository, durable: str) -> None:
-    """Apply made_public/made_private to the collection documents; replicas share one durable consumer."""
+async def consume(
+    js: JetStreamContext,
+    subject: str,
+    durable: str,
+    apply: Callable[[EventEnvelope], Awaitable[None]],
+    ack_wait: float = 10,
+) -> None:
+    """Pull events of `subject` (replicas share one durable consumer) and `apply` each; one that fails is
+    redelivered a second later, one that is not an event is dropped (history's dead-letter keeps it)."""
     sub = await js.pull_subscribe(
-        SUBJECT,
+        subject,
         durable=durable,
         stream=STREAM_NAME,
-        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=20, ack_wait=10),
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=20, ack_wait=ack_wait),
     )
     try:
-        await _apply_visibility(sub, repository)
+        while True:
+            raise_if_cancelling()
+            try:
+                messages = await sub.fetch(50, timeout=1)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except nats.errors.Error as exc:
+                log.warning("%s consumer fetch failed: %s", durable, exc)
+                await asyncio.sleep(0.5)
+                continue
+            for message in messages:
+                try:
+                    event = EventEnvelope.model_validate_json(message.data)
+                except ValidationError:
+                    await message.term()
+                    continue
+                try:
+                    await apply(event)
+                except Exception as exc:  # noqa: BLE001 - retry later rather than lose the change
+                    log.warning("%s: event %s not applied, will retry: %s", durable, event.id, exc)
+                    await message.nak(delay=1)
+                    continue
+                await message.ack()
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
 
 
-async def _apply_visibility(sub: JetStreamContext.PullSubscription, repository: CatalogRepository) -> None:
-    while True:
-        raise_if_cancelling()
-        try:
-            messages = await sub.fetch(50, timeout=1)
-        except (nats.errors.TimeoutError, TimeoutError):
-            continue
-        except nats.errors.Error as exc:
-            log.warning("visibility consumer fetch failed: %s", exc)
-            await asyncio.sleep(0.5)
-            continue
-        for message in messages:
-            try:
-                event = EventEnvelope.model_validate_json(message.data)
-            except ValidationError:
-                await message.term()  # not an event: history's dead-letter keeps a record of it
-                continue
-            is_public = VISIBILITY_TYPES.get(event.type)
-            collection_id = event.ids.get("collection_id")
-            if is_public is not None and isinstance(collection_id, str):
-                try:
-                    # Only a newer version than the one applied sets the flag: a redelivered or reordered
-                    # older event changes nothing, so the flag converges on access_service's state.
-                    await repository.apply_visibility(collection_id, is_public, event.entity_version)
-                except Exception as exc:  # noqa: BLE001 - retry later rather than lose the change
-                    log.warning("visibility update failed, will retry: %s", exc)
-                    await message.nak(delay=1)
-                    continue
-            await message.ack()
+async def consume_visibility(js: JetStreamContext, repository: CatalogRepository, durable: str) -> None:
+    """Apply made_public/made_private to the collection documents."""
+
+    async def apply(event: EventEnvelope) -> None:
+        is_public = VISIBILITY_TYPES.get(event.type)
+        collection_id = event.ids.get("collection_id")
+        if is_public is not None and isinstance(collection_id, str):
+            # Only a newer version than the one applied sets the flag: a redelivered or reordered older
+            # event changes nothing, so the flag converges on access_service's state.
+            await repository.apply_visibility(collection_id, is_public, event.entity_version)
+
+    await consume(js, SUBJECT, durable, apply)
 
 
 FACTS_SUBJECT = "hub.access.>"
@@ -120,38 +133,10 @@ FACT_EVENTS: dict[str, tuple[Literal["share", "member", "role"], bool]] = {
 
 
 async def consume_facts(js: JetStreamContext, views: ReaderViews, durable: str) -> None:
-    """Apply access events' visibility facts to the lists' read model (replicas share one consumer)."""
-    sub = await js.pull_subscribe(
-        FACTS_SUBJECT,
-        durable=durable,
-        stream=STREAM_NAME,
-        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=20, ack_wait=30),
-    )
-    try:
-        while True:
-            raise_if_cancelling()
-            try:
-                messages = await sub.fetch(50, timeout=1)
-            except (nats.errors.TimeoutError, TimeoutError):
-                continue
-            except nats.errors.Error as exc:
-                log.warning("facts consumer fetch failed: %s", exc)
-                await asyncio.sleep(0.5)
-                continue
-            for message in messages:
-                try:
-                    fact = fact_of(EventEnvelope.model_validate_json(message.data))
-                except ValidationError:
-                    await message.term()
-                    continue
-                if fact is not None:
-                    try:
-                        await views.apply_facts([fact])  # an older version than the one applied: no-op
-                    except Exception as exc:  # noqa: BLE001 - retry later rather than lose the change
-                        log.warning("visibility fact not applied, will retry: %s", exc)
-                        await message.nak(delay=1)
-                        continue
-                await message.ack()
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+    """Apply access events' visibility facts to the lists' read model (an older version is a no-op)."""
+
+    async def apply(event: EventEnvelope) -> None:
+        if (fact := fact_of(event)) is not None:
+            await views.apply_facts([fact])
+
+    await consume(js, FACTS_SUBJECT, durable, apply, ack_wait=30)

@@ -8,6 +8,7 @@ the writes the gateway acknowledged against the records history holds.
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import time
 from collections import Counter
@@ -97,6 +98,15 @@ class FaultStack:
         """Start a service again on its port and wait until it is ready."""
         self.stack.start_service(name)
         await asyncio.to_thread(self.stack.wait_ready, name)
+
+    async def keep_killing(self, name: str, times: int, stop: asyncio.Event) -> None:
+        """kill -9 a service `times` times at random moments, restarting it each time; then set `stop`."""
+        for _ in range(times):
+            await asyncio.sleep(random.uniform(0.3, 0.9))
+            await self.kill_service(name)
+            await self.restart_service(name)
+        await asyncio.sleep(0.5)
+        stop.set()
 
     async def write_users(
         self, emails: list[str], *, concurrency: int = 16, progress: Callable[[int], None] | None = None

@@ -69,15 +69,9 @@ async def test_kill_catalog_mid_creates_deletes_and_shares_keeps_every_list_exac
                 else:
                     await asyncio.sleep(0.05)
 
-        async def killer() -> None:
-            for _ in range(KILLS):
-                await asyncio.sleep(random.uniform(0.3, 0.9))
-                await faults.kill_service("catalog_service")
-                await faults.restart_service("catalog_service")
-            await asyncio.sleep(0.5)
-            stop.set()
-
-        await asyncio.gather(killer(), *(writer(seed) for seed in range(6)))
+        await asyncio.gather(
+            faults.keep_killing("catalog_service", KILLS, stop), *(writer(seed) for seed in range(6))
+        )
         assert acknowledged["create"] > 10
         catalog, access = faults.service_db("catalog"), faults.service_db("access")
 

@@ -68,15 +68,9 @@ async def test_kill_catalog_mid_membership_writes_keeps_counts_and_history_exact
                 else:
                     await asyncio.sleep(0.05)
 
-        async def killer() -> None:
-            for _ in range(KILLS):
-                await asyncio.sleep(random.uniform(0.3, 0.9))
-                await faults.kill_service("catalog_service")
-                await faults.restart_service("catalog_service")
-            await asyncio.sleep(0.5)
-            stop.set()
-
-        await asyncio.gather(killer(), *(writer(seed) for seed in range(8)))
+        await asyncio.gather(
+            faults.keep_killing("catalog_service", KILLS, stop), *(writer(seed) for seed in range(8))
+        )
         assert acknowledged > 20
 
         catalog = faults.service_db("catalog")
