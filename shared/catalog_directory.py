@@ -18,7 +18,7 @@ from shared.internal import InternalClient
 
 log = logging.getLogger(__name__)
 ModelT = TypeVar("ModelT", bound=BaseModel)
-EntityId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+EntityId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class CollectionInfo(BaseModel):
@@ -44,7 +44,7 @@ class VisibilityFact(BaseModel):
     a share of a collection with a user or a group, a user in a group, or a user's role on a project, on or
     off, at access_service's version of the entity that holds it (an older version never wins)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     kind: Literal["share", "member", "role"]
     on: bool

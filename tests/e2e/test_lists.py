@@ -12,6 +12,10 @@ import random
 import uuid
 from typing import Any
 
+from aiohttp import ClientSession
+
+from collections_hub.stack import EmbeddedStack
+from shared.principal import SECRET_HEADER, internal_headers
 from tests.support import Hub, json_of
 
 
@@ -193,3 +197,42 @@ async def test_paging_while_collections_come_and_go_never_lists_one_twice(hub: H
         alive.append(await b_create(hub, key, f"late-{round_}"))
     assert token is None
     assert len(seen) == len(set(seen))
+
+
+async def test_the_facts_route_takes_only_well_formed_facts_and_only_from_services(
+    hub: Hub, stack: EmbeddedStack
+) -> None:
+    """catalog's `POST /internal/visibility/facts` wants the internal credential, and refuses every
+    malformed fact with a 400 that changes no list; the gateway does not route it."""
+    _, owner_key = await hub.user_with_key()
+    reader, reader_key = await hub.user_with_key()
+    cid = await b_create(hub, owner_key, "facts")
+    url = f"{stack.service_urls['catalog_service']}/internal/visibility/facts"
+    good = {"kind": "share", "on": True, "version": 99, "collection_id": cid, "user_id": reader["id"]}
+    hostile: list[Any] = [
+        {**good, "collection_id": f"{cid}\x1fu:{reader['id']}"},  # a separator smuggled into an id
+        {**good, "collection_id": ""},
+        {**good, "collection_id": "x" * 300},
+        {**good, "version": -1},
+        {**good, "version": 2**70},
+        {**good, "user_id": "1"},
+        {**good, "group_id": 4},  # a user and a group at once
+        {**{k: v for k, v in good.items() if k != "user_id"}},  # neither
+        {**good, "kind": "owner"},
+        {**good, "extra": 1},
+        {"kind": "role", "on": True, "version": 1, "user_id": reader["id"]},  # no project
+        {"kind": "member", "on": True, "version": 1, "group_id": 1},  # no user
+    ]
+    headers = internal_headers(stack.internal_secret, None, None)
+    async with ClientSession() as http:
+        for fact in hostile:
+            response = await http.post(url, json={"facts": [fact]}, headers=headers)
+            assert response.status == 400, fact
+        response = await http.post(url, json={"facts": [good] * 1001}, headers=headers)
+        assert response.status == 400
+        for forged in ({}, {SECRET_HEADER: "guess"}):
+            assert (await http.post(url, json={"facts": [good]}, headers=forged)).status == 401
+    assert cid not in await b_list(hub, reader_key)
+    assert (await hub.call("POST", "/internal/visibility/facts", json={"facts": [good]})).status == 404
+    assert cid not in await b_list(hub, reader_key)
+    assert cid in await b_list(hub, owner_key)
