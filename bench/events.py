@@ -4,16 +4,20 @@ Lag: writes through the gateway at a steady rate, each with its own `X-Request-I
 in the event, so a poller on history's own database sees when each write's record becomes visible.
 Lag = first seen in history - the client received the write's 200.
 
-Ingestion: a burst of valid `members_added` events published straight to `HUB_EVENTS` (as the relay
-publishes them, `Nats-Msg-Id` = event id); history's rate is read from its recorded-events counter while
-it drains the backlog. The reference, in the same run: a bare nats-py pull consumer that fetches the same
-events in batches of the same size and acknowledges each one, doing nothing else.
+Ingestion: a backlog of valid `members_added` events published straight to `HUB_EVENTS` (as the relay
+publishes them, `Nats-Msg-Id` = event id) while history_service is paused (SIGSTOP), so that what is timed
+is history working through a backlog, not the publisher's pace; history's rate is read from its
+recorded-events counter from its resumption (SIGCONT) until all are recorded. The reference, in the same
+run: a bare nats-py pull consumer that fetches the same events in batches of history's size and
+acknowledges each one, doing nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import statistics
 import time
 import uuid
@@ -27,16 +31,23 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from bench.harness import Bench
 from bench.profiling import profile_during
-from bench.report import MISS, PASS, SKIP, Section, ratio
+from bench.report import MISS, PASS, SKIP, Section, fmt, ratio
+from history_service.repository import ORDER_EPOCH, TIE_SLOTS
+from history_service.settings import HistorySettings
 from shared import event_types as ev
 from shared.events import STREAM_NAME, SUBJECT_PREFIX
 
 Document = dict[str, Any]
 
 LAG_TARGET_MS = 500.0
+INGEST_TARGET_RATIO = 0.5  # history's ingestion against the bare pull-and-ack consumer's
 LAG_SECONDS = 10.0
 INGEST_EVENTS = 5000
-BATCH = 100  # history_service's default fetch batch
+BATCH: int = HistorySettings.model_fields["consumer_batch_size"].default  # history's fetch batch
+# A record's `seq` orders it by when its event happened (history_service.repository.order_key), so one
+# recorded late can sit below one seen already: the poller reads from the oldest write it has not seen yet
+# (sent this long before its event's occurred_at, at least: same machine, same clock).
+POLL_MARGIN_SECONDS = 0.05
 # history keeps a head document per collection in `events`, its `seq` above 2**60 so that it sorts before
 # the records (history_service.repository.HEAD_SEQ_BASE); records are the ones below.
 RECORD_SEQ_LIMIT = 1 << 60
@@ -63,6 +74,11 @@ async def history_consuming(bench: Bench, collection_id: str, within: float = 20
     return False
 
 
+def seq_at(moment: float) -> int:
+    """The lowest record `seq` of an event that happened at `moment` (seconds since the epoch)."""
+    return int((moment - ORDER_EPOCH.timestamp()) * 1000) * TIE_SLOTS
+
+
 def epoch(stored: str) -> float:
     """A stored timestamp (`2023-11-27T09:42:47.269Z`) as seconds since the epoch."""
     return datetime.strptime(stored, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
@@ -80,6 +96,7 @@ async def measure_lag(bench: Bench, rate: float, collections: list[str], seconds
     a_actor = bench.a_actor
     assert a_actor is not None
     run = uuid.uuid4().hex[:6]
+    sent: dict[str, float] = {}
     acked: dict[str, float] = {}
     seen: dict[str, float] = {}
     records: dict[str, Document] = {}
@@ -94,8 +111,10 @@ async def measure_lag(bench: Bench, rate: float, collections: list[str], seconds
     async def poll() -> None:
         nonlocal last_seq
         while writing or (len(seen) < len(acked) and time.monotonic() < give_up):
+            unseen = [moment for request_id, moment in sent.items() if request_id not in seen]
+            floor = min(last_seq, seq_at(min(unseen, default=time.time()) - POLL_MARGIN_SECONDS))
             docs = await events.find(
-                {"seq": {"$gt": last_seq, "$lt": RECORD_SEQ_LIMIT}}, fields, sort=[("seq", 1)]
+                {"seq": {"$gt": floor, "$lt": RECORD_SEQ_LIMIT}}, fields, sort=[("seq", 1)]
             ).to_list()
             now = time.time()
             for doc in docs:
@@ -109,6 +128,7 @@ async def measure_lag(bench: Bench, rate: float, collections: list[str], seconds
     async def write(http: ClientSession, n: int) -> None:
         nonlocal failures
         request_id = f"lag-{run}-{n}"
+        sent[request_id] = time.time()
         async with http.post(
             f"{bench.gateway}{bench.a_base}/{collections[n % len(collections)]}/members",
             json={"add": [request_id]},
@@ -195,65 +215,78 @@ async def lag_stages(
 
 
 async def measure_ingestion(bench: Bench, collection_id: str) -> dict[str, Any]:
-    """History's drain rate over a published backlog, and a bare pull-and-ack consumer's, same events."""
+    """History's rate through a backlog published while it was paused, and a bare pull-and-ack
+    consumer's through the same events."""
     owner = bench.owner
     assert owner is not None
+    envelopes = [
+        ev.event(
+            "catalog.collection.members_added",
+            ev.ItemsChanged(kind="node", ids=[f"ingest-{i}"]),
+            actor=owner.user_id,
+            collection_id=collection_id,
+            project_id=bench.project_id,
+        )
+        for i in range(INGEST_EVENTS)
+    ]
     nc = await nats.connect(bench.stack.nats_url)
     try:
         js = nc.jetstream()
         recorded_before = await bench.metric_value("history_service", "history_events_recorded_total") or 0.0
-        envelopes = [
-            ev.event(
-                "catalog.collection.members_added",
-                ev.ItemsChanged(kind="node", ids=[f"ingest-{i}"]),
-                actor=owner.user_id,
-                collection_id=collection_id,
-                project_id=bench.project_id,
-            )
-            for i in range(INGEST_EVENTS)
-        ]
-        samples: list[tuple[float, float]] = []
-        publish_started = time.monotonic()
-        first_seq = 0
-        for start in range(0, INGEST_EVENTS, 250):
-            acks = await asyncio.gather(
-                *(
-                    js.publish(
-                        e.subject, e.model_dump_json().encode(), headers={"Nats-Msg-Id": e.id}, timeout=10
+        history = bench.pid("history_service")
+        # Paused, history cannot take events as they come: afterwards it meets the whole backlog at once,
+        # as after an outage, and its rate is its own rather than the publisher's.
+        os.kill(history, signal.SIGSTOP)
+        try:
+            publish_started = time.monotonic()
+            first_seq = 0
+            for start in range(0, INGEST_EVENTS, 250):
+                acks = await asyncio.gather(
+                    *(
+                        js.publish(
+                            e.subject,
+                            e.model_dump_json().encode(),
+                            headers={"Nats-Msg-Id": e.id},
+                            timeout=10,
+                        )
+                        for e in envelopes[start : start + 250]
                     )
-                    for e in envelopes[start : start + 250]
                 )
-            )
-            if start == 0:
-                first_seq = min(ack.seq for ack in acks)
-            recorded = await bench.metric_value("history_service", "history_events_recorded_total") or 0.0
-            samples.append((time.monotonic(), recorded - recorded_before))
-        published = time.monotonic()
-        deadline = published + 120
-        while samples[-1][1] < INGEST_EVENTS and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            recorded = await bench.metric_value("history_service", "history_events_recorded_total") or 0.0
-            samples.append((time.monotonic(), recorded - recorded_before))
-        drained_at, drained = samples[-1]
-        backlog_at_publish = int(INGEST_EVENTS - next(n for t, n in samples if t >= published))
-        # The rate while it worked through the backlog alone (publishing done), when the backlog was big
-        # enough to time; otherwise over the whole burst, which the publishing rate may have bounded.
-        if backlog_at_publish >= INGEST_EVENTS * 0.3 and drained_at > published:
-            history_rate = backlog_at_publish / (drained_at - published)
-            basis = f"drain of the {backlog_at_publish} events left once publishing ended"
-        else:
-            history_rate = drained / (drained_at - publish_started)
-            basis = "whole burst (history kept up with publishing, so this is a lower bound)"
-        raw_rate = await raw_pull_and_ack(js, first_seq)
+                if start == 0:
+                    first_seq = min(ack.seq for ack in acks)
+            published = time.monotonic()
+            # The reference, on the same backlog, just before history works through it and again just
+            # after: the mean of the two, so that other work on the machine drifting meanwhile weighs on
+            # both sides of the ratio alike.
+            raw_before = await raw_pull_and_ack(js, first_seq)
+        finally:
+            os.kill(history, signal.SIGCONT)
+        resumed = time.time()
+        recorded = 0.0
+        deadline = time.monotonic() + 120
+        while recorded < INGEST_EVENTS and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            total = await bench.metric_value("history_service", "history_events_recorded_total") or 0.0
+            recorded = total - recorded_before
+        # Timed by the records themselves (`recorded_at`, stamped as each batch is written), so that the
+        # polling above neither adds to the time nor takes CPU from history while it works.
+        ingested = {"collection_id": collection_id, "event_type": "MEMBERS_ADDED"}
+        stamps = await bench.db("history_service")["events"].find(ingested, {"recorded_at": 1}).to_list()
+        last = max(epoch(doc["recorded_at"]) for doc in stamps)
+        history_rate = recorded / max(last - resumed, 0.001)
+        raw_after = await raw_pull_and_ack(js, first_seq)
+        raw_rate = (raw_before + raw_after) / 2
     finally:
         await nc.close()
     return {
         "events": INGEST_EVENTS,
+        "batch": BATCH,
         "publish_rate": INGEST_EVENTS / (published - publish_started),
-        "history_recorded": drained,
+        "history_recorded": recorded,
         "history_rate": history_rate,
-        "history_basis": basis,
+        "history_basis": f"{INGEST_EVENTS} events published while it was paused, from its resumption",
         "raw_rate": raw_rate,
+        "raw_rates": [raw_before, raw_after],
         "ratio": ratio(history_rate, raw_rate),
     }
 
@@ -346,29 +379,41 @@ async def run(bench: Bench) -> Section:
     )
     for stage, figures in lag["stages"].items():
         stages.add(stage, figures.get("p50_ms"), figures.get("p99_ms"), figures.get("max_ms"))
+    ingest_ok = ingestion["ratio"] is not None and ingestion["ratio"] >= INGEST_TARGET_RATIO
     ingest = section.table("Ingestion rate", ["figure", "events/s", "reference", "ratio", "verdict"])
     ingest.add("JetStream publish (to build the backlog)", ingestion["publish_rate"], "—", None, "info")
     ingest.add(
         f"history_service ingestion ({ingestion['history_basis']})",
         ingestion["history_rate"],
-        "raw pull-and-ack",
+        f"raw pull-and-ack; target >= {INGEST_TARGET_RATIO}x",
         ingestion["ratio"],
-        "info",
+        PASS if ingest_ok else MISS,
     )
-    ingest.add(f"raw nats-py pull (batch {BATCH}) + ack each", ingestion["raw_rate"], "reference", 1.0, "—")
+    ingest.add(
+        f"raw nats-py pull (batch {BATCH}) + ack each: mean of just before and just after history "
+        f"({fmt(ingestion['raw_rates'][0], 0)} and {fmt(ingestion['raw_rates'][1], 0)})",
+        ingestion["raw_rate"],
+        "reference",
+        1.0,
+        "—",
+    )
     section.summary = (
         f"Lag: {lag['writes']} dialect-A member adds paced at {rate:.0f}/s for {LAG_SECONDS:.0f} s "
         "through the "
         "gateway; a poller reads history's `events` by `seq` every 10 ms. Target: p99 < "
         f"{LAG_TARGET_MS:.0f} ms. Ingestion: {INGEST_EVENTS} valid events published straight to "
-        f"`{STREAM_NAME}`, history's recorded counter sampled every 50 ms; the raw consumer reads the same "
-        f"{INGEST_EVENTS} events afterwards."
+        f"`{STREAM_NAME}` while history_service is paused (SIGSTOP); its rate runs from its resumption "
+        "(SIGCONT) to the last record's `recorded_at`. The raw consumer reads the same "
+        f"{INGEST_EVENTS} events just before (history still paused) and just after, in batches of history's "
+        f"size ({BATCH}). Target: history >= "
+        f"{INGEST_TARGET_RATIO}x the raw consumer."
     )
     section.notes.append(
-        "Each batch history records costs it: a `find` (already recorded?), read-model upserts "
-        "(`bulk_write`), a counter `findAndModify` and an `insert_many`, on the one nx-27017 process every "
-        "service shares; the raw consumer writes nothing. The relay publishes one event at a time and "
-        "waits for each JetStream ack (file storage, `sync_interval: always`: an fsync per message)."
+        "Each batch of events history has met the collection of costs it one MongoDB command, an "
+        "unordered `insert_many` (a redelivered event's duplicate `_id` counts as recorded), on the one "
+        "nx-27017 process every service shares; the raw consumer writes nothing. The relay publishes one "
+        "event at a time and waits for each JetStream ack (file storage, `sync_interval: always`: an fsync "
+        "per message)."
     )
     if not lag_ok:
         processes = {name: bench.pid(name) for name in ("catalog_service", "history_service")}
@@ -388,7 +433,10 @@ async def run(bench: Bench) -> Section:
         "ingestion": ingestion,
         "verdicts": [
             (f"4: history lag p99 < {LAG_TARGET_MS:.0f} ms", PASS if lag_ok else MISS),
-            ("4: history ingestion vs raw JetStream pull-and-ack", f"{ingestion['ratio']:.2f}x (info)"),
+            (
+                f"4: history ingestion >= {INGEST_TARGET_RATIO}x raw JetStream pull-and-ack",
+                f"{PASS if ingest_ok else MISS} ({fmt(ingestion['ratio'])}x)",
+            ),
         ],
     }
     return section

@@ -1,9 +1,10 @@
 """All MongoDB access of history_service: event records, collection heads, and small read models.
 
 `events` holds two kinds of document, so that one `find` answers a history page:
-- a record per event: `_id` = event id (a redelivery cannot add a second one), `seq` = the increasing
-  integer the APIs show as `id` (from the `counters` document `history`), the collection it belongs to,
-  and its targets already rendered;
+- a record per event: `_id` = event id (a redelivery cannot add a second one), `seq` = its place in
+  history (`order_key`: when the change was made, then its stream position) and the integer the APIs
+  show as `id`, the collection it belongs to, the event's type, ids and data, and the names of the user
+  and group it names as they stood (`people`; the rest of its targets is rendered when read);
 - a head per collection: `_id` = `collection:<id>`, what authorization and dialect A need (owner,
   project, current name, deleted) and the collection's integer id. Its `seq` is `HEAD_SEQ_BASE` + that
   integer, above every record's, so a newest-first read of a collection returns the head first.
@@ -12,8 +13,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -24,6 +27,32 @@ from shared.mongo import Document
 DUPLICATE_KEY = 11000
 HEAD_SEQ_BASE = 1 << 60
 HEAD_PREFIX = "collection:"
+
+# A record's `seq` is `milliseconds since ORDER_EPOCH * TIE_SLOTS + tie`: newest first by `seq` is newest
+# first by occurrence, and one integer keeps keyset pages to one indexed equality plus a bound. Below 2**53
+# (until the year 2298), so the `id` the APIs show survives a JavaScript client; far below the heads'.
+ORDER_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+TIE_SLOTS = 1024
+MAX_ORDER_MILLIS = (1 << 53) // TIE_SLOTS - 1
+# A record whose `seq` another event already took moves up one slot at a time, at most this often.
+_REKEY_ATTEMPTS = 16
+
+
+def order_key(occurred_at: datetime, stream_seq: int, event_id: str) -> int:
+    """A record's `seq`: its occurrence in milliseconds, then its stream position among that millisecond's.
+
+    Events of one millisecond (rare within one collection) are ordered by where JetStream stored them, in
+    slots of `stream_seq % TIE_SLOTS` (the event id's hash when the position is unknown), so every
+    replica and every redelivery computes the same key. Two events of one millisecond in the same slot
+    (stored exactly a multiple of 1,024 messages apart) collide on the unique index; `insert_records`
+    moves the later one up a slot.
+    """
+    millis = min(max((occurred_at - ORDER_EPOCH) // timedelta(milliseconds=1), 0), MAX_ORDER_MILLIS)
+    if stream_seq > 0:
+        tie = stream_seq % TIE_SLOTS
+    else:
+        tie = int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=4).digest()) % TIE_SLOTS
+    return max(millis * TIE_SLOTS + tie, 1)
 
 
 def head_id(collection_id: str) -> str:
@@ -122,23 +151,20 @@ class HistoryRepository:
         await self.projects.create_index([("namespace", ASCENDING), ("project", ASCENDING)])
 
     # --- the projection --------------------------------------------------------------------------------
-    async def snapshot(
-        self, event_ids: Sequence[str], collection_ids: Iterable[str]
-    ) -> tuple[set[str], dict[str, Document]]:
-        """In one read: which of these events are recorded already, and these collections' heads."""
-        heads = [head_id(cid) for cid in set(collection_ids)]
-        cursor = self.events.find(
-            {"_id": {"$in": [*event_ids, *heads]}},
-            {"_id": 1, "collection_id": 1, "number": 1, "name": 1, "name_order": 1},
-        )
-        recorded: set[str] = set()
-        found: dict[str, Document] = {}
-        async for doc in cursor:
-            if doc["_id"].startswith(HEAD_PREFIX) and doc["_id"] not in event_ids:
-                found[doc["collection_id"]] = doc
-            else:
-                recorded.add(doc["_id"])
-        return recorded, found
+    async def recorded(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of these events have a record already."""
+        if not event_ids:
+            return set()
+        cursor = self.events.find({"_id": {"$in": list(event_ids)}}, {"_id": 1})
+        return {doc["_id"] async for doc in cursor}
+
+    async def heads(self, collection_ids: Iterable[str]) -> set[str]:
+        """Which of these collections have a head."""
+        wanted = sorted({head_id(cid) for cid in collection_ids})
+        if not wanted:
+            return set()
+        cursor = self.events.find({"_id": {"$in": wanted}}, {"_id": 1, "collection_id": 1})
+        return {doc["collection_id"] async for doc in cursor}
 
     async def names(self, read_model: str, ids: Iterable[str]) -> dict[str, Document]:
         """Entries of `users` or `groups` by id."""
@@ -204,17 +230,31 @@ class HistoryRepository:
         return "events", operation
 
     async def insert_records(self, records: list[Document]) -> int:
-        """Insert event records, skipping any whose event id is already recorded; return how many were new."""
-        if not records:
-            return 0
-        try:
-            result = await self.events.insert_many(records, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
-            return int(exc.details.get("nInserted", len(records) - len(errors)))
-        return len(result.inserted_ids)
+        """Insert event records, each once; return how many were new.
+
+        One unordered `insert_many`. A duplicate `_id` is an event recorded before (a redelivery, or a
+        copy republished past JetStream's duplicate window): it counts as done. Only when a duplicate
+        comes back does it cost more: a look-up of those ids tells a recorded event from one whose `seq`
+        another event holds (see `order_key`), which moves up a slot and is inserted again.
+        """
+        inserted = 0
+        pending = records
+        for _ in range(_REKEY_ATTEMPTS):
+            if not pending:
+                return inserted
+            try:
+                result = await self.events.insert_many(pending, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                    raise
+                inserted += int(exc.details.get("nInserted", len(pending) - len(errors)))
+                clashed = [pending[error["index"]] for error in errors]
+                already = await self.recorded([doc["_id"] for doc in clashed])
+                pending = [{**doc, "seq": doc["seq"] + 1} for doc in clashed if doc["_id"] not in already]
+            else:
+                return inserted + len(result.inserted_ids)
+        raise RuntimeError(f"{len(pending)} records found no free seq in {_REKEY_ATTEMPTS} slots")
 
     # --- reads -----------------------------------------------------------------------------------------
     async def head_and_page(

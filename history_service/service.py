@@ -6,7 +6,6 @@ import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from history_service.cursors import HistoryCursors, InvalidCursor
@@ -20,6 +19,7 @@ from history_service.repository import (
     ProjectSlugs,
     ReadModelChange,
     UserNamed,
+    order_key,
 )
 from history_service.schemas import (
     PAGE_SIZE_V2,
@@ -41,20 +41,12 @@ from shared.events import EventEnvelope
 from shared.mongo import Document
 from shared.principal import Principal
 
-HISTORY_SEQUENCE = "history"
 COLLECTION_SEQUENCE = "collections"
 _NAME_CACHE_LIMIT = 50_000
+# Heads, users and groups a recorder remembers (their integer ids and names never change once stored).
+_KNOWN_LIMIT = 50_000
 
 _ITEM_TARGETS = {"node": "Node", "asset": "Asset", "model": "Model"}
-# Entities named in `ids` of events that are not about a collection (not shown by the collection APIs).
-_ENTITY_TARGETS = (
-    ("namespace_id", "Namespace"),
-    ("project_id", "Project"),
-    ("dataset_id", "Dataset"),
-    ("asset_id", "Asset"),
-    ("model_id", "Model"),
-    ("key_id", "ApiKey"),
-)
 
 
 @dataclass(frozen=True)
@@ -64,8 +56,6 @@ class Incoming:
     envelope: EventEnvelope
     data: catalogue.EventData
     stream_seq: int = 0
-    # When JetStream stored it (from the delivery's metadata): splits history lag into relay and consumer.
-    published_at: datetime | None = None
 
 
 # --- the projection --------------------------------------------------------------------------------------
@@ -81,14 +71,18 @@ def change_order(incoming: Incoming) -> int:
     return millis * 1_000_000 + incoming.stream_seq % 1_000_000
 
 
-def read_model_changes(incoming: Incoming, number: int) -> list[ReadModelChange]:
-    """What an event changes in the read models (`number`: its collection's integer id, if it has one)."""
+def read_model_changes(incoming: Incoming) -> list[ReadModelChange]:
+    """What an event changes in the read models, beyond its collection's head existing (`CollectionSeen`).
+
+    Each change is idempotent and none goes back in time (a name only for a newer event; users', groups'
+    and projects' names and slugs are set once, by their created events), so a redelivery may apply
+    it again.
+    """
     envelope, data = incoming.envelope, incoming.data
     ids = envelope.ids
     changes: list[ReadModelChange] = []
     collection_id = collection_id_of(envelope)
     if collection_id is not None:
-        changes.append(CollectionSeen(collection_id, number))
         name = collection_name(data)
         if isinstance(data, catalogue.CollectionCreated) and "project_id" in ids:
             changes.append(CollectionCreated(collection_id, data.owner_id, str(ids["project_id"])))
@@ -118,23 +112,14 @@ def collection_name(data: catalogue.EventData) -> str | None:
 
 @dataclass
 class RenderContext:
-    """What targets show as of the event being rendered: user and group names, collection ids and titles."""
+    """Users' and groups' names as of the event being recorded (what its stored targets show)."""
 
     users: dict[str, Document]
     groups: dict[str, Document]
-    # collection id -> {"number", "name", "name_order"}
-    collections: dict[str, Document]
 
     def advance(self, incoming: Incoming) -> None:
-        """Take in what this event changes, so the next events render with it."""
+        """Take in the names this event states, so the next events render with them."""
         envelope, data = incoming.envelope, incoming.data
-        collection_id = collection_id_of(envelope)
-        name = collection_name(data)
-        if collection_id is not None and name is not None:
-            entry = self.collections[collection_id]
-            order = change_order(incoming)
-            if order > entry.get("name_order", -1):
-                entry.update(name=name, name_order=order)
         if isinstance(data, catalogue.UserCreated) and "user_id" in envelope.ids:
             self.users[str(envelope.ids["user_id"])] = {
                 "first_name": data.first_name,
@@ -143,8 +128,8 @@ class RenderContext:
         if isinstance(data, catalogue.GroupChanged) and "group_id" in envelope.ids and data.name is not None:
             self.groups[str(envelope.ids["group_id"])] = {"name": data.name}
 
-    def targets(self, envelope: EventEnvelope, data: catalogue.EventData) -> list[Document]:
-        """The entities the event concerns, rendered as dialect B shows them (the collection last)."""
+    def people(self, envelope: EventEnvelope) -> list[Document]:
+        """The user and group the event names, with their names as they stand now (stored with it)."""
         ids = envelope.ids
         targets: list[Document] = []
         if "user_id" in ids:
@@ -160,51 +145,55 @@ class RenderContext:
         if "group_id" in ids:
             group = self.groups.get(str(ids["group_id"]), {})
             targets.append(_target("UserGroup", id=_int_or_str(ids["group_id"]), name=group.get("name")))
-        if isinstance(data, catalogue.ItemsChanged):
-            targets.extend(_target(_ITEM_TARGETS[data.kind], id=item) for item in data.ids)
-        if isinstance(data, catalogue.ThumbnailSet) and data.asset_id is not None:
-            targets.append(_target("Asset", id=data.asset_id))
-        collection_id = collection_id_of(envelope)
-        if collection_id is not None:
-            entry = self.collections[collection_id]
-            # Stored as it stood when recorded; reads show the collection's current title.
-            title = collection_name(data) or entry.get("name")
-            targets.append(
-                _target("Collection", id=entry["number"], elasticsearch_id=collection_id, title=title)
-            )
-        else:
-            targets.extend(_target(kind, id=ids[key]) for key, kind in _ENTITY_TARGETS if key in ids)
         return targets
 
 
 def _target(target_type: str, **target: Any) -> Document:
-    """One stored target, in the API's shape."""
+    """One target, in the API's shape."""
     return {"target_type": target_type, "target": target}
 
 
-def record_of(incoming: Incoming, seq: int, context: RenderContext) -> Document:
-    """The stored record of an event: what every dialect's history entry is read from."""
+def item_targets(event_type: str, data: Document) -> list[Document]:
+    """The items a stored event's data names (members, assets, models, a thumbnail), as targets."""
+    model = catalogue.EVENT_TYPES.get(event_type, (None,))[0]
+    if model is catalogue.ItemsChanged:
+        return [_target(_ITEM_TARGETS[data["kind"]], id=item) for item in data["ids"]]
+    if model is catalogue.ThumbnailSet and data.get("asset_id") is not None:
+        return [_target("Asset", id=data["asset_id"])]
+    return []
+
+
+def record_of(incoming: Incoming, context: RenderContext, recorded_at: str) -> Document:
+    """The stored record of an event: what every dialect's history entry is read from.
+
+    Kept lean (the stand-in server's cost of an insert grows with every field and sub-document): what
+    can be rendered from the event when it is read is not stored twice. Only the names of the user and
+    group it names (`people`) are stored as they stood, since those read models move on; its items come
+    from `data`, and its collection target from the collection's head, when read. Fields without a value
+    (`collection_id`, `entity_version`, `request_id`, `people`) are left out.
+    """
     envelope = incoming.envelope
-    occurred = stamp(envelope.occurred_at)
-    return {
+    record: Document = {
         "_id": envelope.id,
-        "seq": seq,
+        "seq": order_key(envelope.occurred_at, incoming.stream_seq, envelope.id),
         "type": envelope.type,
         "version": envelope.version,
-        "entity_version": envelope.entity_version,
         "event_type": catalogue.history_name(envelope.type),
-        "collection_id": collection_id_of(envelope),
         "user_id": envelope.actor if envelope.actor is not None else 0,
-        "created_at": occurred,
-        "updated_at": occurred,
-        "targets": context.targets(envelope, incoming.data),
+        "created_at": stamp(envelope.occurred_at),
         "ids": dict(envelope.ids),
         "data": incoming.data.model_dump(mode="json"),
-        "request_id": envelope.request_id,
         "stream_seq": incoming.stream_seq,
-        "published_at": stamp(incoming.published_at) if incoming.published_at else None,
-        "recorded_at": timestamp(),
+        "recorded_at": recorded_at,
     }
+    optional = {
+        "collection_id": collection_id_of(envelope),
+        "entity_version": envelope.entity_version,
+        "request_id": envelope.request_id,
+        "people": context.people(envelope) or None,
+    }
+    record.update({key: value for key, value in optional.items() if value is not None})
+    return record
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -236,27 +225,37 @@ def entry_of(doc: Document, head: Document | None, current: CollectionInfo) -> H
     """A stored record as a history entry, its collection as the head shows it now.
 
     The title is the current one; the integer id is the head's, since two replicas meeting a new
-    collection at once may each have rendered their own before one head won.
+    collection at once may each have rendered their own before one head won. Records written before
+    records were kept lean carry every target already rendered (`targets`).
     """
     shown = {"title": (head or {}).get("name") or current.name}
     if head is not None:
         shown["id"] = head["number"]
+    if "targets" in doc:
+        stored = doc["targets"]
+    else:
+        collection = {"id": 0, "elasticsearch_id": current.collection_id, "title": None}
+        stored = [
+            *doc.get("people", []),
+            *item_targets(doc["type"], doc["data"]),
+            _target("Collection", **collection),
+        ]
     targets = []
-    for stored in doc.get("targets", []):
-        target = stored
+    for target in stored:
         if (
-            stored["target_type"] == "Collection"
-            and stored["target"].get("elasticsearch_id") == current.collection_id
+            target["target_type"] == "Collection"
+            and target["target"].get("elasticsearch_id") == current.collection_id
         ):
             fresh = {key: value for key, value in shown.items() if value is not None}
-            target = {**stored, "target": {**stored["target"], **fresh}}
-        targets.append(EventTarget.model_validate(target))
+            targets.append(EventTarget.model_validate({**target, "target": {**target["target"], **fresh}}))
+        else:
+            targets.append(EventTarget.model_validate(target))
     return HistoryEntry(
         id=doc["seq"],
         user_id=doc["user_id"],
         event_type=doc["event_type"],
         created_at=doc["created_at"],
-        updated_at=doc["updated_at"],
+        updated_at=doc.get("updated_at", doc["created_at"]),
         event_targets=targets,
     )
 
@@ -278,57 +277,90 @@ class HistoryService:
         self.cursors = cursors or HistoryCursors("")
         # (namespace, project, name) -> collection id; checked against the head on every read.
         self._names: dict[tuple[str, str, str], str] = {}
+        # The recorder's memory: collections with a head, and users' and groups' names by read model.
+        self._heads: set[str] = set()
+        self._people: dict[str, dict[str, Document]] = {}
 
     # --- recording -----------------------------------------------------------------------------------
     async def record(self, batch: Sequence[Incoming]) -> int:
-        """Project a batch of events; an event already recorded is skipped. Return how many were new."""
+        """Project a batch of events; an event already recorded is skipped. Return how many were new.
+
+        At steady state that is one MongoDB command: the records' unordered `insert_many`, where a
+        redelivered event's duplicate `_id` counts as recorded. Read-model updates are added only for
+        events that change a read model (a collection's creation, rename or deletion, a new collection,
+        user, group or project), and look-ups only for collections, users and groups this process has
+        not met yet. A redelivery, or two batches written at once, may apply read-model changes again or
+        in another order: each is idempotent, and a name changes only for a newer event.
+        """
         unique: dict[str, Incoming] = {}
         for incoming in batch:
             unique.setdefault(incoming.envelope.id, incoming)
-        collection_ids = {cid for i in unique.values() if (cid := collection_id_of(i.envelope)) is not None}
-        recorded, heads = await self.repository.snapshot(list(unique), collection_ids)
-        fresh = [incoming for event_id, incoming in unique.items() if event_id not in recorded]
-        if not fresh:
-            return 0
-        context = await self._context(fresh, heads)
-        changes = [
-            change
-            for incoming in fresh
-            for change in read_model_changes(
-                incoming,
-                context.collections.get(collection_id_of(incoming.envelope) or "", {}).get("number", 0),
-            )
-        ]
-        last = await self.repository.allocate(HISTORY_SEQUENCE, len(fresh))
+        events = list(unique.values())
+        new = await self._new_collections(events)
+        context = RenderContext(
+            users=await self._known_names("users", events, "user_id"),
+            groups=await self._known_names("groups", events, "group_id"),
+        )
+        # A new head first: the other changes to it are updates of the document it inserts.
+        changes: list[ReadModelChange] = list(new)
+        changes += [change for incoming in events for change in read_model_changes(incoming)]
+        recorded_at = timestamp()
         records = []
-        for offset, incoming in enumerate(fresh):
+        for incoming in events:
             context.advance(incoming)
-            records.append(record_of(incoming, last - len(fresh) + 1 + offset, context))
-        await self.repository.apply(changes)
-        return await self.repository.insert_records(records)
+            records.append(record_of(incoming, context, recorded_at))
+        if changes:
+            await self.repository.apply(changes)
+        recorded = await self.repository.insert_records(records)
+        self._remember(events, context)
+        return recorded
 
-    async def _context(self, fresh: list[Incoming], heads: dict[str, Document]) -> RenderContext:
-        """Names and collection ids as they stand before the batch; new collections get their integer ids."""
-        user_ids = {str(i.envelope.ids["user_id"]) for i in fresh if "user_id" in i.envelope.ids}
-        group_ids = {str(i.envelope.ids["group_id"]) for i in fresh if "group_id" in i.envelope.ids}
-        collections = {cid: dict(head) for cid, head in heads.items()}
-        new = sorted(
-            {cid for i in fresh if (cid := collection_id_of(i.envelope)) is not None} - collections.keys()
-        )
-        if new:
-            last = await self.repository.allocate(COLLECTION_SEQUENCE, len(new))
-            for offset, cid in enumerate(new):
-                collections[cid] = {"number": last - len(new) + 1 + offset, "name": None, "name_order": -1}
-        return RenderContext(
-            users=await self.repository.names("users", user_ids),
-            groups=await self.repository.names("groups", group_ids),
-            collections=collections,
-        )
+    async def _new_collections(self, events: list[Incoming]) -> list[CollectionSeen]:
+        """Heads to insert for the collections these events name that history has not met, with their
+        integer ids.
+
+        What this process met before is known from memory; the rest is one look-up. If another replica
+        inserts the same head at the same moment, the first insert wins and reads show its id (records
+        do not store it).
+        """
+        named = {cid for i in events if (cid := collection_id_of(i.envelope)) is not None}
+        missing = named - self._heads
+        if missing:
+            found = await self.repository.heads(missing)
+            self._learn(self._heads, found)
+            missing -= found
+        if not missing:
+            return []
+        new = sorted(missing)
+        last = await self.repository.allocate(COLLECTION_SEQUENCE, len(new))
+        return [CollectionSeen(cid, last - len(new) + 1 + offset) for offset, cid in enumerate(new)]
+
+    async def _known_names(self, read_model: str, events: list[Incoming], key: str) -> dict[str, Document]:
+        """Users' or groups' names the events need: from memory, else one read of those not met yet."""
+        ids = {str(i.envelope.ids[key]) for i in events if key in i.envelope.ids}
+        known = self._people.setdefault(read_model, {})
+        names = {name_id: known[name_id] for name_id in ids if name_id in known}
+        if missing := ids - names.keys():
+            names.update(await self.repository.names(read_model, missing))
+        return names
+
+    def _remember(self, events: list[Incoming], context: RenderContext) -> None:
+        """Keep what a recorded batch met, for the next batches: the collections (each has a head now)
+        and users' and groups' names (set once, by their created events)."""
+        self._learn(self._heads, {cid for i in events if (cid := collection_id_of(i.envelope)) is not None})
+        self._learn(self._people.setdefault("users", {}), context.users)
+        self._learn(self._people.setdefault("groups", {}), context.groups)
+
+    @staticmethod
+    def _learn(known: Any, learned: Any) -> None:
+        """Add to a bounded memory (a set or a dict), forgetting everything when it would overflow."""
+        if len(known) + len(learned) > _KNOWN_LIMIT:
+            known.clear()
+        known.update(learned)
 
     async def is_recorded(self, event_id: str) -> bool:
         """Whether the event already has a record."""
-        recorded, _ = await self.repository.snapshot([event_id], [])
-        return bool(recorded)
+        return bool(await self.repository.recorded([event_id]))
 
     # --- reading ---------------------------------------------------------------------------------------
     async def history_v2(self, principal: Principal, collection_id: str, cursor: str) -> HistoryPageV2:

@@ -252,7 +252,7 @@ async def test_collection_target_shows_the_current_title(history: HistoryClient,
 async def test_late_older_event_does_not_bring_an_old_name_back(
     history: HistoryClient, publish: Publish
 ) -> None:
-    """A created event recorded after a newer rename (a redelivery) leaves the newer name as current."""
+    """A created event recorded after a newer rename keeps the newer name, and lists below the rename."""
     cid = new_id()
     updated = await publish(
         "catalog.collection.updated",
@@ -273,7 +273,7 @@ async def test_late_older_event_does_not_bring_an_old_name_back(
     _, body = await get_json(history, f"/api/v2/collections/{cid}/history/0")
 
     shown = [(r["event_type"], r["event_targets"][-1]["target"]["title"]) for r in body["history"]["results"]]
-    assert shown == [("COLLECTION_CREATED", "Newer"), ("COLLECTION_UPDATED", "Newer")]
+    assert shown == [("COLLECTION_UPDATED", "Newer"), ("COLLECTION_CREATED", "Newer")]
 
 
 async def test_dialect_a_numbered_pages_with_totals(history: HistoryClient, publish: Publish) -> None:
