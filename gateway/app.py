@@ -1,76 +1,46 @@
-"""The gateway's app factory: authentication middleware, `/v1/me`, readiness of every service, the proxy."""
+"""The gateway's app factory: its one middleware, `/v1/me`, readiness of every service, the proxy."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import ClientSession, web
 
-from gateway.authenticator import Authenticator
-from gateway.credentials import extract_credentials
+from gateway.authenticator import AUTHENTICATOR_KEY, FORWARDING_HEADERS_KEY, Authenticator
 from gateway.jwt_verifier import JwtVerifier, load_jwks
-from gateway.openapi.pages import add_docs_routes, public_docs_path
-from gateway.proxy import forward, no_route
+from gateway.middleware import CANONICAL_PATH_KEY, GatewayMiddleware
+from gateway.openapi.pages import add_docs_routes
+from gateway.proxy import forward, no_route, upstream_session
 from gateway.ratelimit import RateLimits
-from gateway.routing import admin_only, canonical_path, service_for
+from gateway.routing import service_for
 from gateway.settings import GatewaySettings
-from shared.errors import Forbidden, Unauthorized
-from shared.metrics import ROUTE_LABEL_KEY
+from shared.errors import error_middleware
+from shared.metrics import METRICS_KEY, ROUTE_LABEL_KEY, metrics_middleware
 from shared.openapi import documented
-from shared.principal import PRINCIPAL_KEY, Principal, require_principal
+from shared.principal import Principal, require_principal
 from shared.responses import json_model
+from shared.tracing import configure_tracing
 from shared.upstreams import Upstream
-from shared.web import add_readiness_check, create_service_app
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from shared.web import (
+    add_readiness_check,
+    create_service_app,
+    relay_wakeup_middleware,
+    request_context_middleware,
+)
 
 SESSION_KEY = web.AppKey("upstream_session", ClientSession)
-AUTHENTICATOR_KEY = web.AppKey("authenticator", Authenticator)
 UPSTREAMS_KEY = web.AppKey("upstreams", dict[str, Upstream])
 GATEWAY_SETTINGS_KEY = web.AppKey("gateway_settings", GatewaySettings)
 RATE_LIMITS_KEY = web.AppKey("rate_limits", RateLimits)
-# The path as received, once accepted: what the gateway routes, authorises and forwards.
-CANONICAL_PATH_KEY = web.RequestKey("canonical_path", str)
-
-
-# The probes answer anyone; `/metrics` needs the admin role here (services keep theirs in-cluster).
-PROBES = frozenset({"/healthz", "/readyz"})
-
-
-@web.middleware
-async def gate_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One gate for every request: a canonical path, rate limits, valid credentials, the admin role."""
-    path = canonical_path(request.rel_url.raw_path)
-    request[CANONICAL_PATH_KEY] = path
-    metrics_port = request.app[GATEWAY_SETTINGS_KEY].metrics_port
-    if metrics_port is not None and local_port(request) == metrics_port:
-        if path != "/metrics":
-            raise no_route()
-        return await handler(request)
-    limits = request.app[RATE_LIMITS_KEY]
-    address = limits.client_address(request)
-    limits.admit(limits.per_address, address)
-    # The probes, the API description and its page answer anyone (after the per-address limit).
-    if path in PROBES or public_docs_path(path):
-        return await handler(request)
-    limits.admit_failures(address)
-    try:
-        principal = await request.app[AUTHENTICATOR_KEY].authenticate(extract_credentials(request.headers))
-    except Unauthorized:
-        limits.count_failure(address)
-        raise
-    limits.admit(limits.per_credential, f"{principal.user_id}:{principal.key_id or principal.auth}")
-    if admin_only(path) and not principal.is_admin:
-        raise Forbidden("admin role required")
-    request[PRINCIPAL_KEY] = principal
-    return await handler(request)
-
-
-def local_port(request: web.Request) -> int | None:
-    """The port this request came in on."""
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    return int(sockname[1]) if sockname else None
+# The shared middlewares `gateway.middleware.GatewayMiddleware` stands in for (the relay's wake-up has
+# nothing to wake here); any other one `create_service_app` installs (tracing's) stays.
+REPLACED_MIDDLEWARES = (
+    request_context_middleware,
+    metrics_middleware,
+    error_middleware,
+    relay_wakeup_middleware,
+)
 
 
 @documented(Principal)
@@ -85,30 +55,38 @@ OWN_ROUTES = {"/v1/me": ["GET"]}
 
 async def proxy(request: web.Request) -> web.StreamResponse:
     """Any other path: forward to the service that owns it, or 404."""
-    if (allowed := OWN_ROUTES.get(request.path)) is not None:
-        raise web.HTTPMethodNotAllowed(request.method, allowed)
     path = request[CANONICAL_PATH_KEY]
+    if (allowed := OWN_ROUTES.get(path)) is not None:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
     service = service_for(path)
     if service is None:
         raise no_route()
     request[ROUTE_LABEL_KEY] = f"proxy:{service}"
-    settings = request.app[GATEWAY_SETTINGS_KEY]
     return await forward(
         request.app[SESSION_KEY],
         request.app[UPSTREAMS_KEY][service].next(),
         path,
         request,
-        principal=require_principal(request),
-        secret=settings.internal_secret.get_secret_value(),
+        request[FORWARDING_HEADERS_KEY],
     )
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
     """The gateway app."""
     app = create_service_app(settings, internal_auth=False)
-    app.middlewares.append(gate_middleware)
+    for replaced in REPLACED_MIDDLEWARES:
+        app.middlewares.remove(replaced)
+    limits = RateLimits.from_settings(settings)
+    app.middlewares.append(
+        GatewayMiddleware(
+            app[METRICS_KEY],
+            limits,
+            metrics_port=settings.metrics_port,
+            traced=configure_tracing(settings.service_name),  # already set up: says whether it is on
+        )
+    )
     app[GATEWAY_SETTINGS_KEY] = settings
-    app[RATE_LIMITS_KEY] = RateLimits.from_settings(settings)
+    app[RATE_LIMITS_KEY] = limits
     app[UPSTREAMS_KEY] = {
         "catalog": Upstream(settings.catalog_url),
         "access": Upstream(settings.access_url),
@@ -116,11 +94,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     }
 
     async def upstream_resource(app: web.Application) -> AsyncIterator[None]:
-        session = ClientSession(
-            connector=TCPConnector(limit=0, keepalive_timeout=30),
-            timeout=ClientTimeout(total=settings.upstream_timeout_seconds),
-            auto_decompress=False,
-        )
+        session = upstream_session(settings.upstream_timeout_seconds)
         jwks = await load_jwks(settings.jwt_jwks) if settings.jwt_jwks else None
         app[SESSION_KEY] = session
         app[AUTHENTICATOR_KEY] = Authenticator(
@@ -129,6 +103,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
             settings.internal_secret.get_secret_value(),
             JwtVerifier(settings, jwks),
             settings.auth_cache_ttl_seconds,
+            metrics=app[METRICS_KEY],
         )
         for name, upstream in app[UPSTREAMS_KEY].items():
             for n, url in enumerate(upstream.urls):

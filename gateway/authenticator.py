@@ -1,24 +1,39 @@
 """Resolving credentials to a principal through access_service, with a short-lived cache.
 
 The cache lives at most `auth_cache_ttl_seconds` (<= 1s), which is what bounds how long a revoked key
-keeps working. Concurrent misses for the same credentials share one call to access_service.
+keeps working. Concurrent misses for the same credentials share one call to access_service. A cached
+caller holds the principal's forwarding headers too, serialised once when it was resolved rather than on
+every request it makes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
-from aiohttp import ClientError, ClientSession
+from aiohttp import ClientError, ClientSession, web
 
 from gateway.credentials import Credentials
 from gateway.jwt_verifier import JwtVerifier
 from shared.errors import Unauthorized, Unavailable
-from shared.metrics import count_cache_lookup, count_upstream_failure
-from shared.principal import Principal, internal_headers
+from shared.metrics import Metrics, count_upstream_failure
+from shared.principal import Principal, forwarded_headers, internal_headers
 from shared.upstreams import Upstream
 
 MAX_CACHE_ENTRIES = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated caller: the principal, and the headers that carry it to services."""
+
+    principal: Principal
+    # The forwarding credential and the principal as JSON; each request adds its own id to a copy.
+    forwarding_headers: dict[str, str]
+
+
+FORWARDING_HEADERS_KEY = web.RequestKey("forwarding_headers", dict[str, str])
 
 
 class Authenticator:
@@ -31,27 +46,34 @@ class Authenticator:
         secret: str,
         verifier: JwtVerifier,
         ttl: float,
+        *,
+        metrics: Metrics,
     ) -> None:
         self._session = session
         self._access = access
         self._secret = secret
         self._verifier = verifier
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, Principal]] = {}
-        self._inflight: dict[str, asyncio.Future[Principal]] = {}
+        self._cache: dict[str, tuple[float, Caller]] = {}
+        self._inflight: dict[str, asyncio.Future[Caller]] = {}
+        # Looked up once: `labels()` locks and builds its key on every call.
+        lookups = metrics.cache_lookups
+        self._hits = lookups.labels(metrics.service, "principals", "hit")
+        self._misses = lookups.labels(metrics.service, "principals", "miss")
 
-    async def authenticate(self, credentials: Credentials) -> Principal:
-        """The principal for these credentials."""
+    async def authenticate(self, credentials: Credentials) -> Caller:
+        """The caller these credentials prove."""
         key = credentials.cache_key
         now = time.monotonic()
         cached = self._cache.get(key)
-        count_cache_lookup("principals", hit=cached is not None and cached[0] > now)
         if cached is not None and cached[0] > now:
+            self._hits.inc()
             return cached[1]
+        self._misses.inc()
         pending = self._inflight.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Caller] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
             principal = await self._resolve(credentials)
@@ -60,20 +82,21 @@ class Authenticator:
             future.exception()  # mark retrieved: waiters re-raise it, nobody else must
             raise
         else:
-            future.set_result(principal)
-            self._remember(key, principal, now)
-            return principal
+            caller = Caller(principal, forwarded_headers(self._secret, principal, None))
+            future.set_result(caller)
+            self._remember(key, caller, now)
+            return caller
         finally:
             del self._inflight[key]
 
-    def _remember(self, key: str, principal: Principal, now: float) -> None:
+    def _remember(self, key: str, caller: Caller, now: float) -> None:
         if self._ttl <= 0:
             return
         if len(self._cache) >= MAX_CACHE_ENTRIES:
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
             if len(self._cache) >= MAX_CACHE_ENTRIES:
                 self._cache.clear()
-        self._cache[key] = (now + self._ttl, principal)
+        self._cache[key] = (now + self._ttl, caller)
 
     async def _resolve(self, credentials: Credentials) -> Principal:
         if credentials.kind == "jwt":
@@ -105,3 +128,6 @@ class Authenticator:
         if status in (401, 422, 400, 404):
             raise Unauthorized("invalid credentials")
         raise Unavailable("authentication service unavailable")
+
+
+AUTHENTICATOR_KEY = web.AppKey("authenticator", Authenticator)

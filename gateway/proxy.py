@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import ClientError, ClientSession, web
+from aiohttp import ClientError, ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, web
 from yarl import URL
 
 from shared.errors import NotFound, Unavailable
 from shared.logs import request_id_var
 from shared.metrics import count_upstream_failure
-from shared.principal import Principal, forwarded_headers
+from shared.principal import REQUEST_ID_HEADER
 
 log = logging.getLogger(__name__)
 
 # Only what services need travels inward; credentials never leave the gateway.
 FORWARDED_REQUEST_HEADERS = ("Content-Type", "Accept")
-STREAM_CHUNK = 64 * 1024
+# Answers up to this size are read whole and sent in one write; longer ones, and those of unknown length
+# (dialect A's member streams), are passed on as their bytes arrive, never held whole here.
+BUFFERED_MAX_BYTES = 64 * 1024
+
+
+def upstream_session(timeout_seconds: float) -> ClientSession:
+    """The one pooled session for every service replica: kept-alive connections per replica (the
+    services keep theirs open 75 s, so the gateway, at 30 s, is always the side that closes an idle one),
+    and no cookie jar, so nothing one answer sets can ride along on another caller's request."""
+    return ClientSession(
+        connector=TCPConnector(limit=0, keepalive_timeout=30),
+        timeout=ClientTimeout(total=timeout_seconds),
+        auto_decompress=False,
+        cookie_jar=DummyCookieJar(),
+    )
 
 
 async def forward(
@@ -24,15 +38,21 @@ async def forward(
     base_url: str,
     path: str,
     request: web.Request,
-    *,
-    principal: Principal,
-    secret: str,
+    forwarding_headers: dict[str, str],
 ) -> web.StreamResponse:
-    """Send the request on, its path byte for byte as checked, with the principal in forwarding headers;
-    relay status, body and content type."""
+    """Send the request on, its path byte for byte as checked, with the caller's forwarding headers
+    (`gateway.authenticator.Caller`); relay status, body and content type."""
     body = await request.read() if request.body_exists else None
-    headers = {name: value for name in FORWARDED_REQUEST_HEADERS if (value := request.headers.get(name))}
-    headers.update(forwarded_headers(secret, principal, request_id_var.get()))
+    headers = forwarding_headers.copy()
+    # Bodies are relayed as they come (auto_decompress=False) with their content type only, so no
+    # compressed answer may be invited (aiohttp would ask for gzip). Set here: `skip_auto_headers` on the
+    # session costs a sort and two header copies per request.
+    headers["Accept-Encoding"] = "identity"
+    for name in FORWARDED_REQUEST_HEADERS:
+        if value := request.headers.get(name):
+            headers[name] = value
+    if request_id := request_id_var.get():
+        headers[REQUEST_ID_HEADER] = request_id
     query = request.rel_url.raw_query_string
     # encoded=True: the client must not re-normalise what the gateway routed and authorised on.
     url = URL(f"{base_url}{path}{'?' + query if query else ''}", encoded=True)
@@ -47,12 +67,16 @@ async def forward(
             relayed = {"Content-Type": upstream.headers.get("Content-Type", "application/json")}
             if (allow := upstream.headers.get("Allow")) is not None:
                 relayed["Allow"] = allow  # a 405's list of the methods the route has
-            if upstream.content_length is not None:
+            length = upstream.content_length
+            if length is not None and (length <= BUFFERED_MAX_BYTES or request.method == "HEAD"):
                 return web.Response(body=await upstream.read(), status=upstream.status, headers=relayed)
-            # A streamed answer (dialect A's members) is passed on as it comes, never held whole here.
             streamed = web.StreamResponse(status=upstream.status, headers=relayed)
+            if length is not None:
+                streamed.content_length = length  # a long answer keeps its length: no chunked framing
+            if request_id:
+                streamed.headers[REQUEST_ID_HEADER] = request_id  # sent with prepare, before the body
             await streamed.prepare(request)
-            async for chunk in upstream.content.iter_chunked(STREAM_CHUNK):
+            async for chunk in upstream.content.iter_any():
                 await streamed.write(chunk)
             await streamed.write_eof()
             return streamed

@@ -86,12 +86,24 @@ class RateLimits:
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> RateLimits:
-        """The limits the settings ask for."""
+        """The limits the settings ask for, as this process's share of them.
+
+        With `gateway_workers` processes each keeps its own buckets and the kernel spreads connections
+        over them, so each gets 1/N of every rate and burst: whatever the spread, a client never gets more
+        than the configured limit in all (one that keeps to one connection gets 1/N of it).
+        """
+        share = settings.gateway_workers
         return cls(
-            TokenBuckets(settings.rate_limit_credential_per_second, settings.rate_limit_credential_burst),
-            TokenBuckets(settings.rate_limit_address_per_second, settings.rate_limit_address_burst),
             TokenBuckets(
-                settings.rate_limit_auth_failures_per_second, settings.rate_limit_auth_failures_burst
+                settings.rate_limit_credential_per_second / share,
+                settings.rate_limit_credential_burst / share,
+            ),
+            TokenBuckets(
+                settings.rate_limit_address_per_second / share, settings.rate_limit_address_burst / share
+            ),
+            TokenBuckets(
+                settings.rate_limit_auth_failures_per_second / share,
+                settings.rate_limit_auth_failures_burst / share,
             ),
             settings.trusted_proxy_hops,
         )

@@ -59,7 +59,10 @@ _DOT_SEGMENTS = frozenset({".", ".."})
 
 def _suspicious(segment: str) -> bool:
     """Whether a segment, decoded once or twice, is a dot segment, hides a slash, backslash or control
-    character, or is not UTF-8 (a service could not store or look it up)."""
+    character, or is not UTF-8 (a service could not store or look it up). The segment's characters are
+    already known to be printable ASCII but the backslash (`canonical_path`)."""
+    if "%" not in segment:  # nothing to decode (most paths): only a dot segment is left to refuse
+        return segment.split(";", 1)[0] in _DOT_SEGMENTS
     try:
         once = unquote(segment, errors="strict")
     except UnicodeDecodeError:

@@ -36,3 +36,7 @@ class GatewaySettings(ServiceSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Proxies in front of the gateway that append to X-Forwarded-For (0: the peer address is the client).
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
+    # The event loop: uvloop (`HUB_UVLOOP=0` for asyncio's own, e.g. to rule uvloop out when debugging).
+    uvloop: bool = True
+    # Processes serving the one port (SO_REUSEPORT, Linux); each has its own caches and 1/N of each limit.
+    gateway_workers: int = Field(default=1, ge=1, le=64)

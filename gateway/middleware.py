@@ -1,0 +1,175 @@
+"""The gateway's one middleware: request id, metrics, errors and the gate, in one coroutine per request.
+
+The services nest four shared middlewares (request id, metrics, errors, relay wake-up; `shared.web`); in
+the gateway, which does the least per request of all, each layer was a measurable share of its time
+(bench/README.md, section 2). This one does what those did, in the same order and with the same results,
+plus the gate (canonical path, rate limits, credentials, admin role). Failures still go through the one
+error mapping, `shared.errors.error_middleware`, so every error body stays what the services answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import NoReturn
+
+from aiohttp import web
+from prometheus_client.metrics import Counter, Histogram
+
+from gateway.authenticator import AUTHENTICATOR_KEY, FORWARDING_HEADERS_KEY
+from gateway.credentials import extract_credentials
+from gateway.openapi.pages import public_docs_path
+from gateway.proxy import no_route
+from gateway.ratelimit import RateLimits
+from gateway.routing import admin_only, canonical_path
+from shared.errors import Forbidden, Unauthorized, error_middleware
+from shared.logs import request_id_var
+from shared.metrics import ROUTE_LABEL_KEY, Metrics, current_metrics, dialect_of, status_class
+from shared.principal import PRINCIPAL_KEY, REQUEST_ID_HEADER
+from shared.tracing import current_trace_id
+from shared.web import request_id_for
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# The path as received, once accepted: what the gateway routes, authorises and forwards.
+CANONICAL_PATH_KEY = web.RequestKey("canonical_path", str)
+# The probes answer anyone; `/metrics` needs the admin role here (services keep theirs in-cluster).
+PROBES = frozenset({"/healthz", "/readyz"})
+# Label sets seen (methods x routes x dialects x statuses): bounded, past it the cache starts over.
+MAX_LABEL_SETS = 4096
+
+
+class RequestIds:
+    """Request ids for requests that bring none: a random per-process prefix and a counter (32 hex digits,
+    like a UUID's). An id only has to be unique, and a callers' own ids are accepted anyway: no need for
+    the 16 random bytes (a `getrandom` call) a `uuid4()` costs per request."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        """A fresh id."""
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+class RequestMetrics:
+    """`http_requests_total` and `http_request_duration_seconds` as `shared.metrics.metrics_middleware`
+    counts them, with each label set's children looked up once (`labels()` locks and builds its key
+    on every call)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._children: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, method: str, route: str, path: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        dialect = dialect_of(path)
+        key = (method, route, dialect, status)
+        children = self._children.get(key)
+        if children is None:
+            if len(self._children) >= MAX_LABEL_SETS:
+                self._children.clear()
+            metrics = self._metrics
+            children = self._children[key] = (
+                metrics.requests.labels(metrics.service, method, route, str(status)),
+                metrics.latency.labels(metrics.service, method, route, dialect, status_class(status)),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+
+class GatewayMiddleware:
+    """Request id, metrics, error mapping and the gate: the gateway's only middleware."""
+
+    __middleware_version__ = 1  # aiohttp's mark of a new-style middleware, as `@web.middleware` sets it
+
+    def __init__(
+        self, metrics: Metrics, limits: RateLimits, *, metrics_port: int | None, traced: bool
+    ) -> None:
+        self._metrics = metrics
+        self._counts = RequestMetrics(metrics)
+        self._limits = limits
+        self._metrics_port = metrics_port
+        self._traced = traced
+        self._ids = RequestIds()
+
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answer the request, or its error in the dialect's shape; count it; tag it with its id."""
+        # When traced, the request id is the trace id (as `shared.web.request_context_middleware` has it).
+        trace_id = current_trace_id() if self._traced else None
+        request_id = trace_id or self._request_id(request)
+        id_token = request_id_var.set(request_id)
+        metrics_token = current_metrics.set(self._metrics)
+        started = time.perf_counter()
+        status = 500
+        try:
+            try:
+                response = await self._gate(request, handler)
+            except Exception as exc:  # noqa: BLE001 - mapped (or re-raised) by the one error mapping
+                response = await error_middleware(request, _raising(exc))
+            status = response.status
+            response.headers[REQUEST_ID_HEADER] = request_id
+            return response
+        except web.HTTPException as exc:  # what the error mapping passes on (redirects, JSON bodies)
+            status = exc.status
+            exc.headers[REQUEST_ID_HEADER] = request_id
+            raise
+        finally:
+            request_id_var.reset(id_token)
+            current_metrics.reset(metrics_token)
+            resource = request.match_info.route.resource
+            pattern = resource.canonical if resource is not None else "unmatched"
+            route = request.get(ROUTE_LABEL_KEY) or pattern
+            self._counts.observe(
+                request.method, route, request.rel_url.raw_path, status, time.perf_counter() - started
+            )
+
+    def _request_id(self, request: web.Request) -> str:
+        incoming = request.headers.get(REQUEST_ID_HEADER)
+        return request_id_for(incoming) if incoming else self._ids.next()
+
+    async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """One gate for every request: a canonical path, rate limits, valid credentials, the admin role."""
+        path = canonical_path(request.rel_url.raw_path)
+        request[CANONICAL_PATH_KEY] = path
+        if self._metrics_port is not None and local_port(request) == self._metrics_port:
+            if path != "/metrics":
+                raise no_route()
+            return await handler(request)
+        limits = self._limits
+        address = limits.client_address(request)
+        limits.admit(limits.per_address, address)
+        # The probes, the API description and its page answer anyone (after the per-address limit).
+        if path in PROBES or public_docs_path(path):
+            return await handler(request)
+        limits.admit_failures(address)
+        try:
+            caller = await request.app[AUTHENTICATOR_KEY].authenticate(extract_credentials(request.headers))
+        except Unauthorized:
+            limits.count_failure(address)
+            raise
+        principal = caller.principal
+        limits.admit(limits.per_credential, f"{principal.user_id}:{principal.key_id or principal.auth}")
+        if admin_only(path) and not principal.is_admin:
+            raise Forbidden("admin role required")
+        request[PRINCIPAL_KEY] = principal
+        request[FORWARDING_HEADERS_KEY] = caller.forwarding_headers
+        return await handler(request)
+
+
+def local_port(request: web.Request) -> int | None:
+    """The port this request came in on."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return int(sockname[1]) if sockname else None
+
+
+def _raising(exc: Exception) -> Handler:
+    """A handler that fails with `exc`: how a caught failure is handed to the one error mapping."""
+
+    async def fail(_request: web.Request) -> NoReturn:
+        raise exc
+
+    return fail

@@ -1,0 +1,124 @@
+"""`gateway.proxy.forward` against a real upstream: short answers whole, long ones streamed with their
+length, unknown-length ones as they come; one kept-alive connection reused; no cookie carried over."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+
+from gateway.proxy import BUFFERED_MAX_BYTES, forward, upstream_session
+
+LONG = bytes(range(256)) * (4 * BUFFERED_MAX_BYTES // 256)
+SESSION_KEY = web.AppKey("session", ClientSession)
+UPSTREAM_KEY = web.AppKey("upstream", str)
+
+
+async def short(_request: web.Request) -> web.Response:
+    """A small JSON answer that also tries to set a cookie."""
+    response = web.json_response({"ok": True})
+    response.set_cookie("sticky", "from-upstream")
+    return response
+
+
+async def long(_request: web.Request) -> web.Response:
+    """A long answer with a Content-Length."""
+    return web.Response(body=LONG, content_type="application/octet-stream")
+
+
+async def unknown_length(request: web.Request) -> web.StreamResponse:
+    """An answer of unknown length, written in pieces."""
+    response = web.StreamResponse()
+    response.content_type = "application/x-ndjson"
+    await response.prepare(request)
+    for n in range(3):
+        await response.write(b'{"n": %d}\n' % n)
+    await response.write_eof()
+    return response
+
+
+async def echo(request: web.Request) -> web.Response:
+    """What reached the upstream: the peer port, the cookie and the encodings asked for."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return web.json_response(
+        {
+            "port": peer[1] if peer else None,
+            "cookie": request.headers.get("Cookie"),
+            "accept_encoding": request.headers.get("Accept-Encoding"),
+            "principal": request.headers.get("X-Hub-Principal"),
+        }
+    )
+
+
+async def relay(request: web.Request) -> web.StreamResponse:
+    """The gateway's forwarding, alone: the path as received, fixed forwarding headers."""
+    return await forward(
+        request.app[SESSION_KEY],
+        request.app[UPSTREAM_KEY],
+        request.rel_url.raw_path,
+        request,
+        {"X-Hub-Principal": '{"user_id": 1}'},
+    )
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[str]:
+    """An upstream with the four routes, and an app forwarding everything to it: the app's URL."""
+    upstream_app = web.Application()
+    upstream_app.router.add_get("/short", short)
+    upstream_app.router.add_get("/long", long)
+    upstream_app.router.add_get("/unknown", unknown_length)
+    upstream_app.router.add_get("/echo", echo)
+    async with TestServer(upstream_app) as upstream:
+        app = web.Application()
+        app[UPSTREAM_KEY] = str(upstream.make_url("")).rstrip("/")
+        app.router.add_route("*", "/{tail:.*}", relay)
+        session = upstream_session(10)
+        app[SESSION_KEY] = session
+        try:
+            async with TestServer(app) as front:
+                yield str(front.make_url("")).rstrip("/")
+        finally:
+            await session.close()
+
+
+async def test_short_answer_is_relayed_whole(gateway: str) -> None:
+    """A short answer arrives with its length, body and type, and without the upstream's cookie."""
+    async with ClientSession() as http, http.get(f"{gateway}/short") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert await response.json() == {"ok": True}
+        assert "Set-Cookie" not in response.headers
+
+
+async def test_long_answer_streams_with_its_length(gateway: str) -> None:
+    """A long answer keeps its Content-Length (no chunked framing) and arrives byte for byte."""
+    async with ClientSession() as http, http.get(f"{gateway}/long") as response:
+        assert response.status == 200
+        assert response.headers["Content-Length"] == str(len(LONG))
+        assert "Transfer-Encoding" not in response.headers
+        assert await response.read() == LONG
+
+
+async def test_unknown_length_answer_is_passed_on_as_it_comes(gateway: str) -> None:
+    """An answer without a length is relayed chunked, whole."""
+    async with ClientSession() as http, http.get(f"{gateway}/unknown") as response:
+        assert response.headers["Transfer-Encoding"] == "chunked"
+        assert await response.read() == b'{"n": 0}\n{"n": 1}\n{"n": 2}\n'
+
+
+async def test_one_kept_alive_connection_carries_every_request(gateway: str) -> None:
+    """Ten requests in a row reach the upstream from one connection, with no cookie and no compression
+    asked for, and with the forwarding headers."""
+    async with ClientSession() as http:
+        await (await http.get(f"{gateway}/short")).read()  # the upstream tries to set a cookie
+        seen = []
+        for _ in range(10):
+            async with http.get(f"{gateway}/echo") as response:
+                seen.append(await response.json())
+    assert len({s["port"] for s in seen}) == 1
+    assert {s["cookie"] for s in seen} == {None}
+    assert {s["accept_encoding"] for s in seen} == {"identity"}
+    assert {s["principal"] for s in seen} == {'{"user_id": 1}'}
