@@ -32,6 +32,7 @@ from shared.mongo import Document
 SEPARATOR = "\x1f"
 DUPLICATE_KEY = 11000
 FACT_KINDS = ("S", "M", "R")
+BATCH = 5_000
 
 
 def head_id(view: str) -> str:
@@ -138,9 +139,10 @@ class ViewRepository:
         return {doc["_id"]: doc async for doc in self.views.find({"_id": {"$in": wanted}})}
 
     async def view_documents(self, view: str) -> list[Document]:
-        """A view's head and every entry it ever had (one equality; entries past the size are stale)."""
+        """A view's head and every entry it ever had (one equality; entries past the size are stale), in
+        batches of `BATCH` (one command up to that many)."""
         wanted = {"_id": 1, "k": 1, "c": 1, "pos": 1, "n": 1, "ver": 1, "op": 1}
-        return await self.views.find({"v": view}, wanted).to_list()
+        return await self.views.find({"v": view}, wanted, batch_size=BATCH).to_list()
 
     async def views_holding(self, collection_id: str) -> list[str]:
         """Every view the collection is in."""

@@ -163,6 +163,7 @@ class EmbeddedStack:
             # (tests, benchmarks) never take each other's events.
             "HUB_CONSUMER_DURABLE": f"{self.config.database_prefix}_history",
             "HUB_VISIBILITY_DURABLE": f"{self.config.database_prefix}_catalog_visibility",
+            "HUB_FACTS_DURABLE": f"{self.config.database_prefix}_catalog_visibility_facts",
         }
         if self.config.jwt_issuer:
             env["HUB_JWT_ISSUER"] = self.config.jwt_issuer

@@ -31,6 +31,9 @@ class ServiceSettings(BaseSettings):
     nats_duplicate_window_seconds: float = Field(default=600.0, gt=0)
     # The outbox relay's polling pass: removes published events, publishes what a crash left.
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    # Publish what a request wrote from memory right after it (false: wake the polling pass instead, the
+    # design before issue 12, kept to measure against).
+    outbox_publish_from_memory: bool = True
     internal_secret: SecretStr = SecretStr("")
     # Peers reached over internal HTTP (authorization decisions, collection look-ups).
     catalog_url: str = "http://127.0.0.1:8081"

@@ -110,7 +110,10 @@ async def relay_wakeup_middleware(request: web.Request, handler: Handler) -> web
     with collecting() as events:
         response = await handler(request)
     if events and (relay := request.app.get(RELAY_KEY)) is not None:
-        relay.submit(events)
+        if request.app[SETTINGS_KEY].outbox_publish_from_memory:
+            relay.submit(events)
+        else:
+            relay.notify()
     return response
 
 
