@@ -24,10 +24,14 @@ BUFFERED_MAX_BYTES = 64 * 1024
 def upstream_session(timeout_seconds: float) -> ClientSession:
     """The one pooled session for every service replica: kept-alive connections per replica (the
     services keep theirs open 75 s, so the gateway, at 30 s, is always the side that closes an idle one),
-    and no cookie jar, so nothing one answer sets can ride along on another caller's request."""
+    and no cookie jar, so nothing one answer sets can ride along on another caller's request.
+
+    The timeout bounds connecting and each wait for the upstream's next bytes, not the whole answer: a
+    streamed answer (dialect A lists every member; 1,000,000 take the stand-in about 45 s) keeps flowing
+    as long as its bytes do."""
     return ClientSession(
         connector=TCPConnector(limit=0, keepalive_timeout=30),
-        timeout=ClientTimeout(total=timeout_seconds),
+        timeout=ClientTimeout(total=None, sock_connect=timeout_seconds, sock_read=timeout_seconds),
         auto_decompress=False,
         cookie_jar=DummyCookieJar(),
     )

@@ -3,6 +3,7 @@ length, unknown-length ones as they come; one kept-alive connection reused; no c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -122,3 +123,37 @@ async def test_one_kept_alive_connection_carries_every_request(gateway: str) -> 
     assert {s["cookie"] for s in seen} == {None}
     assert {s["accept_encoding"] for s in seen} == {"identity"}
     assert {s["principal"] for s in seen} == {'{"user_id": 1}'}
+
+
+async def slow(request: web.Request) -> web.StreamResponse:
+    """An answer that keeps flowing for longer than the gateway's upstream timeout."""
+    response = web.StreamResponse()
+    response.content_type = "application/json"
+    await response.prepare(request)
+    for n in range(6):
+        await asyncio.sleep(0.3)
+        await response.write(b"%d," % n)
+    await response.write_eof()
+    return response
+
+
+async def test_an_answer_longer_than_the_timeout_arrives_whole_while_it_flows() -> None:
+    """The upstream timeout (1 s here) bounds each wait for bytes, not the answer: 1.8 s of streaming
+    arrive whole (dialect A's member lists of large collections stream for minutes)."""
+    upstream_app = web.Application()
+    upstream_app.router.add_get("/slow", slow)
+    async with TestServer(upstream_app) as upstream:
+        app = web.Application()
+        app[UPSTREAM_KEY] = str(upstream.make_url("")).rstrip("/")
+        app.router.add_route("*", "/{tail:.*}", relay)
+        app[SESSION_KEY] = session = upstream_session(1)
+        try:
+            async with (
+                TestServer(app) as front,
+                ClientSession() as http,
+                http.get(f"{str(front.make_url('')).rstrip('/')}/slow") as response,
+            ):
+                assert response.status == 200
+                assert await response.read() == b"0,1,2,3,4,5,"
+        finally:
+            await session.close()
