@@ -24,8 +24,10 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from pymongo import AsyncMongoClient
 
 from catalog_service.member_repository import MemberRepository
-from catalog_service.repository import WITHOUT_MEMBERS
+from catalog_service.reader_views import ReaderViews, user_reader, view_key
+from catalog_service.repository import WITHOUT_MEMBERS, CatalogRepository
 from catalog_service.service import ListCursors
+from catalog_service.view_repository import ViewRepository
 from catalog_service.views import dialect_c
 from collections_hub.processes import ManagedProcess, free_port, http_ok
 from shared import event_types as ev
@@ -41,11 +43,6 @@ READ_DB_KEY = web.AppKey("read_db", str)
 WRITE_DB_KEY = web.AppKey("write_db", str)
 
 
-def owner_selector(owner_id: int) -> Document:
-    """The selector catalog_service builds for a plain user with no shares and no project roles."""
-    return {"$or": [{"owner_id": owner_id}, {"_id": {"$in": []}}, {"project_id": {"$in": []}}]}
-
-
 # --- the handler: one MongoDB command per request ---------------------------------------------------------
 async def get_collection(request: web.Request) -> web.Response:
     """`find_one` by id, without the member arrays."""
@@ -59,23 +56,21 @@ async def get_collection(request: web.Request) -> web.Response:
 
 
 async def list_collections(request: web.Request) -> web.Response:
-    """A keyset page: `find` sorted by id after the token's id, one more than the page to know if more."""
+    """A page as catalog reads it: the positions of the owner's view after the token's (one `_id $in`),
+    then those collections by id (a second)."""
     db = request.app[MONGO_KEY][request.app[READ_DB_KEY]]
     page_size = int(request.query.get("pageSize", "10"))
     owner = int(request.query["owner"])
-    selector = owner_selector(owner)
     # Signed tokens, verified as catalog verifies them (the secret comes from the bench's stack).
     cursors = ListCursors(os.environ.get("HUB_INTERNAL_SECRET", ""))
-    if token := request.query.get("paginationToken"):
-        selector = {"$and": [selector, {"_id": {"$gt": cursors.decode_cursor(owner, token)}}]}
-    docs = (
-        await db["collections"]
-        .find({**selector, "deleted": False}, WITHOUT_MEMBERS, sort=[("_id", 1)], skip=0, limit=page_size + 1)
-        .to_list()
-    )
-    body: Document = {"collections": [dialect_c(doc) for doc in docs[:page_size]]}
-    if len(docs) > page_size:
-        body["nextPaginationToken"] = cursors.encode_cursor(owner, docs[page_size - 1]["_id"])
+    token = request.query.get("paginationToken")
+    after = cursors.decode_cursor(owner, token) if token else 0
+    views = ReaderViews(ViewRepository(db), CatalogRepository(db))
+    found = await views.page(view_key(user_reader(owner)), after, page_size)
+    docs = await CatalogRepository(db).live_by_ids(found.ids, WITHOUT_MEMBERS)
+    body: Document = {"collections": [dialect_c(doc) for doc in docs]}
+    if after + len(found.ids) < found.size:
+        body["nextPaginationToken"] = cursors.encode_cursor(owner, after + len(found.ids))
     return web.json_response(body)
 
 
