@@ -105,7 +105,7 @@ async def add_members(request: web.Request) -> web.Response:
         [event] if changed else [],
         WITHOUT_MEMBERS,
     )
-    listed = [item async for _, item in members.item_ids([cid], "node")]
+    listed = [item async for item in members.item_ids(cid, "node")]
     return web.json_response({"members": listed, "added": len(changed), "total": len(listed)})
 
 

@@ -247,21 +247,17 @@ class MemberRepository:
         )
         return found is not None
 
-    async def item_ids(
-        self, collection_ids: Sequence[str], kind: MemberKind
-    ) -> AsyncIterator[tuple[str, str]]:
-        """(collection id, item id) of the members of these collections, by collection then position."""
-        selector: Document = (
-            {"c": collection_ids[0]} if len(collection_ids) == 1 else {"c": {"$in": list(collection_ids)}}
-        )
+    async def item_ids(self, collection_id: str, kind: MemberKind) -> AsyncIterator[str]:
+        """The item ids of one collection's members, by position (an equality on the members index; an
+        `$in` of several collections would be a scan on nx-27017)."""
         cursor = self.members.find(
-            {**selector, "k": kind, "s": 1},
-            {"_id": 0, "c": 1, "i": 1},
+            {"c": collection_id, "k": kind, "s": 1},
+            {"_id": 0, "i": 1},
             sort=[("c", ASCENDING), ("q", ASCENDING)],
             batch_size=BATCH,
         )
         async for doc in cursor:
-            yield doc["c"], doc["i"]
+            yield doc["i"]
 
     # --- the layout before this one ----------------------------------------------------------------------
     async def migrated(self) -> bool:

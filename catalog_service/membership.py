@@ -200,7 +200,7 @@ class Membership:
         where they were); the collection after."""
         wanted = list(dict.fromkeys(nodes))
         keep = set(wanted)
-        current = [item async for _, item in self.members.item_ids([collection_id], "node")]
+        current = [item async for item in self.members.item_ids(collection_id, "node")]
         present = set(current)
         doc = None
         if gone := [item for item in current if item not in keep]:
@@ -221,12 +221,8 @@ class Membership:
 
     async def items_of(self, collection_id: str, kind: MemberKind) -> AsyncIterator[str]:
         """The item ids of one collection's members, in the order they were added."""
-        async for _, item in self.members.item_ids([collection_id], kind):
+        async for item in self.members.item_ids(collection_id, kind):
             yield item
-
-    def item_ids(self, collection_ids: Sequence[str], kind: MemberKind) -> AsyncIterator[tuple[str, str]]:
-        """(collection id, item id) of the members of these collections, by collection then position."""
-        return self.members.item_ids(collection_ids, kind)
 
     async def is_member(self, collection_id: str, kind: MemberKind, item_id: str) -> bool:
         """Whether the item is a member of the collection now."""

@@ -4,7 +4,7 @@ item by item, so an answer listing a million members never exists whole in memor
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -85,31 +85,3 @@ async def stream_json(request: web.Request, value: Any, *, status: int = 200) ->
     await writer.flush()
     await response.write_eof()
     return response
-
-
-def grouped(items: AsyncIterator[tuple[str, str]]) -> Callable[[str], AsyncIterator[str]]:
-    """Split one stream of (group, item), ordered by group, into a stream per group, taken in that order."""
-    head: list[tuple[str, str]] = []
-    exhausted = False
-
-    async def group(key: str) -> AsyncIterator[str]:
-        nonlocal exhausted
-        while True:
-            if not head:
-                if exhausted:
-                    return
-                try:
-                    head.append(await items.__anext__())
-                except StopAsyncIteration:
-                    exhausted = True
-                    return
-            current, item = head[0]
-            if current < key:
-                head.clear()  # a group nobody asked for (it was skipped): drop its items
-                continue
-            if current > key:
-                return
-            head.clear()
-            yield item
-
-    return group

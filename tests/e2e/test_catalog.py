@@ -408,7 +408,8 @@ async def commands(hub: Hub, stack: EmbeddedStack, client: str = "api") -> int:
 # MongoDB commands each catalog endpoint may send at steady state: one for a read or a plain write; three
 # for a membership change (begin, apply, finish: docs/scale.md); plus one where dialect A's answer lists
 # members, which are streamed from their own documents. A list page is two: the page of the caller's view
-# (one `_id $in`), then those collections by id. Creating or deleting a collection brings the lists' views
+# (one `_id $in`), then those collections by id; dialect A's adds one per collection on it that has nodes
+# (here one). Creating or deleting a collection brings the lists' views
 # up to date before it answers (docs/scale.md, "Lists"): five commands per view (head and places, the
 # collection, commit, write-out, settle) for everyone's and the owner's views, global and of the project.
 VIEW_UPKEEP = 4 * 5

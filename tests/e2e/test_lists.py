@@ -236,3 +236,22 @@ async def test_the_facts_route_takes_only_well_formed_facts_and_only_from_servic
     assert (await hub.call("POST", "/internal/visibility/facts", json={"facts": [good]})).status == 404
     assert cid not in await b_list(hub, reader_key)
     assert cid in await b_list(hub, owner_key)
+
+
+async def test_a_list_shows_each_collections_own_members_whatever_the_order_of_the_page(hub: Hub) -> None:
+    """Dialect A lists every member of each collection on the page. After a removal reorders the view
+    (the last collection moves into the freed place), each still shows exactly its own members."""
+    user, key = await hub.user_with_key()
+    base = personal(user["id"])
+    for n in range(4):
+        await ok(hub, "POST", base, 201, key=key, json={"name": f"m{n}", "members": [f"m{n}-a", f"m{n}-b"]})
+    await ok(hub, "POST", base, 201, key=key, json={"name": "empty"})
+    await ok(hub, "DELETE", f"{base}/m1", key=key)  # "empty", the last, moves into m1's place
+    body = await ok(hub, "GET", f"{base}?page=1&pageSize=10", key=key)
+    assert [c["name"] for c in body["collections"]] == ["m0", "empty", "m2", "m3"]
+    assert {c["name"]: c["members"] for c in body["collections"]} == {
+        "m0": ["m0-a", "m0-b"],
+        "empty": [],
+        "m2": ["m2-a", "m2-b"],
+        "m3": ["m3-a", "m3-b"],
+    }
