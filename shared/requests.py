@@ -74,9 +74,10 @@ def _utf8(text: str) -> bool:
 
 
 async def read_json(request: web.Request) -> Any:
-    """The decoded JSON body, checked with `check_storable`; 400 when it is not JSON. Empty reads as `{}`."""
+    """The decoded JSON body, checked with `check_storable`; 400 when it is not JSON. No body reads as `{}`;
+    one of only whitespace is not JSON (400)."""
     raw = await request.read()
-    if not raw.strip():
+    if not raw:
         return {}
     try:
         data = json.loads(raw, parse_constant=_no_constant)

@@ -230,3 +230,18 @@ async def test_hostile_queries_are_4xx(hub: Hub, world: World, dialects: str, qu
     for dialect in dialects:
         response = await raw_request(hub.url, "GET", paths[dialect], {"X-API-KEY": world.key})
         assert_dialect_error(paths[dialect], response.status, response.body)
+
+
+@pytest.mark.parametrize("body", [b"\n", b" ", b"\r\n\t "])
+async def test_a_body_of_only_whitespace_is_not_json_and_changes_nothing(hub: Hub, body: bytes) -> None:
+    """Found by the fuzzer: `POST .../public` with a body of "\\n" was taken as no body and answered 200.
+    No body at all is still fine (the document shows none); whitespace alone is malformed JSON."""
+    created = await hub.call("POST", "/api/v2/collections", json={"title": "whitespace"})
+    cid = (await created.json())["collection"]["id"]
+    headers = {**hub.admin(), "Content-Type": "application/json"}
+    response = await hub.call("POST", f"/api/v2/collections/{cid}/public", data=body, headers=headers)
+    assert response.status == 400
+    assert (await (await hub.call("GET", f"/api/v2/collections/{cid}")).json())["collection"][
+        "isPublic"
+    ] is False
+    assert (await hub.call("POST", f"/api/v2/collections/{cid}/public", headers=hub.admin())).status == 200
