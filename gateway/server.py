@@ -17,7 +17,6 @@ import ctypes
 import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Callable
 from types import FrameType
@@ -27,6 +26,7 @@ from aiohttp import web
 
 from gateway.settings import GatewaySettings
 from shared.logs import configure_logging
+from shared.runner import listen, run
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +52,12 @@ def serve_one(create_app: AppFactory, settings: GatewaySettings, *, reuse_port: 
     """Serve the app in this process (also on the metrics port, when set) until a stop signal."""
     ports = [settings.port, *([settings.metrics_port] if settings.metrics_port else [])]
     sockets = [listen(settings.host, port, reuse_port=reuse_port) for port in ports]
-    web.run_app(
+    run(
         create_app(settings),
-        sock=sockets,
-        shutdown_timeout=settings.shutdown_timeout,
-        access_log=None,
-        print=None,
-        handle_signals=True,
+        settings,
+        sockets,
         loop=uvloop.new_event_loop() if settings.uvloop else asyncio.new_event_loop(),
     )
-
-
-def listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    """A listening TCP socket, as `run_app` would open; with `reuse_port`, one of several on the port."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.setblocking(False)
-    return sock
 
 
 class Workers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable
 from typing import TypeVar
@@ -23,22 +24,36 @@ def serve(
     """Serve the app (also on `extra_ports`, same host); on SIGTERM or SIGINT stop accepting, let in-flight
     requests finish, run cleanups."""
     configure_logging(settings.service_name, settings.log_level)
-    sockets = [_listen(settings.host, port) for port in [settings.port, *(extra_ports or [])]]
+    sockets = [listen(settings.host, port) for port in [settings.port, *(extra_ports or [])]]
+    run(create_app(settings), settings, sockets)
+
+
+def run(
+    app: web.Application,
+    settings: ServiceSettings,
+    sockets: list[socket.socket],
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> None:
+    """Serve the app on listening sockets until a stop signal (on `loop`, when given)."""
     web.run_app(
-        create_app(settings),
+        app,
         sock=sockets,
         shutdown_timeout=settings.shutdown_timeout,
         access_log=None,
         print=None,
         handle_signals=True,
+        loop=loop,
     )
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket, as `run_app` would open for a host and port."""
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket, as `run_app` would open for a host and port; with `reuse_port`, one of
+    several on the port (each process then gets a share of the connections)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.setblocking(False)
     return sock
