@@ -44,13 +44,13 @@ async def recover_forever(membership: Membership, views: ReaderViews, interval: 
     next time)."""
     while True:
         raise_if_cancelling()
-        try:
-            await membership.recover_stale()
-            await views.recover()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - recovery must outlive a database outage
-            log.warning("recovery failed, will retry: %s", exc)
+        for recover in (membership.recover_stale, views.recover):
+            try:
+                await recover()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - recovery must outlive a database outage
+                log.warning("recovery failed, will retry: %s", exc)
         await asyncio.sleep(interval)
 
 

@@ -255,13 +255,17 @@ class ReaderViews:
     # --- what changes views -------------------------------------------------------------------------------
     async def collection_changed(self, collection_id: str, created: Document | None = None) -> None:
         """A collection was created (`created`: its document), deleted or moved to another dataset: every
-        view it is or may be in. A new one is in no view yet and shared with nobody."""
+        view it is or may be in. A new one is in no view yet and shared with nobody.
+
+        The views it may be in are worked out from the document even when it is deleted: a change a crash
+        left committed but not written out has not recorded its place in a view yet, so `views_holding`
+        alone could miss one."""
         changes: dict[str, set[str]] = defaultdict(set)
         readers: set[int] = set()
         doc = created
         if doc is None:
             docs = await self.repo.collections_by_ids([collection_id], SCOPE_FIELDS)
-            doc = docs[0] if docs and not docs[0].get("deleted") else None
+            doc = docs[0] if docs else None
             for view in await self.views.views_holding(collection_id):
                 changes[view].add(collection_id)
             if doc is not None:
