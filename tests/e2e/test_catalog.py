@@ -417,7 +417,7 @@ COMMAND_BUDGET = {
     "A create": 3 + VIEW_UPKEEP,  # insert, role holders of the project, the mark dropped
     "B create": 3 + VIEW_UPKEEP,
     "C create": 3 + VIEW_UPKEEP,
-    "B delete": 8 + VIEW_UPKEEP,  # its update, the collection, the views holding it, their upkeep, the mark
+    "B delete": 10 + VIEW_UPKEEP,  # its update; the collection, its views, shares, role holders; the mark
     "A list": 3,
     "C list": 2,
     "A get": 2,
