@@ -31,7 +31,6 @@ from shared.mongo import Document
 
 SEPARATOR = "\x1f"
 DUPLICATE_KEY = 11000
-FACT_KINDS = ("S", "M", "R")
 BATCH = 5_000
 
 
