@@ -80,6 +80,8 @@ def run_schemathesis(stack: EmbeddedStack, name: str, key: str, seconds: float, 
     }
     command = [
         str(Path(sys.executable).with_name("st")),
+        "--config-file",
+        str(Path(__file__).with_name("schemathesis.toml")),
         "run",
         f"{stack.gateway_url}/openapi/{name}.json",
         "--url",
