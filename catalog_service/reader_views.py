@@ -22,7 +22,7 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from catalog_service.repository import CatalogRepository
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 PART = "\x1e"  # between a view's reader, project and dataset (no id holds a control character)
 EVERYONE = "*"
 CHUNK = 500  # collections per committed change (a head holds at most this many writes)
-FAN_OUT = 8  # views brought up to date at once
 MIGRATION_MARK = "reader-views"
 SCOPE_FIELDS = {"owner_id": 1, "project_id": 1, "dataset_id": 1, "deleted": 1}
 
@@ -58,6 +57,11 @@ def view_key(reader: str, project_id: str = "", dataset_id: str = "") -> str:
 def user_reader(user_id: int) -> str:
     """A user's reader name."""
     return f"u:{user_id}"
+
+
+def reader_user(view: str) -> int:
+    """The user of a view of one user (`u:<user>`)."""
+    return int(view.split(PART, maxsplit=1)[0].removeprefix("u:"))
 
 
 def views_of(reader: str, doc: Document) -> list[str]:
@@ -146,111 +150,186 @@ class ReaderViews:
 
     # --- keeping views up to date -------------------------------------------------------------------------
     async def touch(self, view: str, collection_ids: Iterable[str]) -> None:
-        """Bring the view up to date for these collections (returns once committed and written out)."""
-        batch = self._waiting.get(view)
-        if batch is None:
-            batch = self._waiting[view] = _Batch()
-        batch.ids.update(dict.fromkeys(collection_ids))
-        lock = self._locks.setdefault(view, asyncio.Lock())
-        async with lock:
-            if self._waiting.get(view) is batch:
+        """Bring one view up to date for these collections (returns once committed and written out)."""
+        await self.touch_all({view: collection_ids})
+
+    async def touch_all(self, changes: Mapping[str, Iterable[str]]) -> None:
+        """Bring several views up to date at once: each step is one command for all of them.
+
+        Callers touching a view while another holds it join its next batch, so concurrent requests of this
+        process are combined into one change per view. Views are locked in key order (no two callers can
+        wait on each other), and a caller runs only the batches still waiting when it holds their locks;
+        the others were run by whoever took them, and it waits for those."""
+        mine: dict[str, _Batch] = {}
+        for view, ids in changes.items():
+            batch = self._waiting.get(view)
+            if batch is None:
+                batch = self._waiting[view] = _Batch()
+            batch.ids.update(dict.fromkeys(ids))
+            mine[view] = batch
+        held: list[asyncio.Lock] = []
+        try:
+            for view in sorted(mine):
+                lock = self._locks.setdefault(view, asyncio.Lock())
+                await lock.acquire()
+                held.append(lock)
+            taken = {view: batch for view, batch in mine.items() if self._waiting.get(view) is batch}
+            for view in taken:
                 del self._waiting[view]
-                try:
-                    ids = list(batch.ids)
-                    for start in range(0, len(ids), CHUNK):
-                        await self._bring_up_to_date(view, ids[start : start + CHUNK])
-                except asyncio.CancelledError:
-                    batch.done.cancel()
-                    raise
-                except Exception as exc:  # noqa: BLE001 - every caller waiting on this batch gets it
-                    batch.done.set_exception(exc)
-                else:
-                    batch.done.set_result(None)
-        if not lock.locked() and view not in self._waiting:
-            self._locks.pop(view, None)
-        await batch.done
+            if taken:
+                await self._run(taken)
+        finally:
+            for lock in held:
+                lock.release()
+            for view in mine:
+                unused = self._locks.get(view)
+                if unused is not None and not unused.locked() and view not in self._waiting:
+                    del self._locks[view]
+        outcomes = await asyncio.gather(*(batch.done for batch in mine.values()), return_exceptions=True)
+        if failed := next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None):
+            raise failed
 
-    async def touch_all(self, changes: dict[str, set[str]]) -> None:
-        """Touch several views, a few at a time."""
-        limit = asyncio.Semaphore(FAN_OUT)
+    async def _run(self, taken: dict[str, _Batch]) -> None:
+        """Bring the taken batches' views up to date, `CHUNK` collections per view and change at a time;
+        every caller waiting on one of them learns how it went."""
+        try:
+            work = {view: list(batch.ids) for view, batch in taken.items()}
+            for start in range(0, max(len(ids) for ids in work.values()), CHUNK):
+                chunk = {view: ids[start : start + CHUNK] for view, ids in work.items() if len(ids) > start}
+                await self._bring_up_to_date(chunk)
+        except asyncio.CancelledError:
+            for batch in taken.values():
+                batch.done.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - every caller waiting on these batches gets it
+            for batch in taken.values():
+                batch.done.set_exception(exc)
+        else:
+            for batch in taken.values():
+                batch.done.set_result(None)
 
-        async def one(view: str, ids: set[str]) -> None:
-            async with limit:
-                await self.touch(view, ids)
-
-        await asyncio.gather(*(one(view, ids) for view, ids in changes.items()))
-
-    async def _bring_up_to_date(self, view: str, ids: list[str]) -> None:
-        while True:
-            docs = await self.views.by_ids([head_id(view), *(index_id(view, c) for c in ids)])
-            head = Head.of(view, docs.get(head_id(view)))
-            if head.pending is not None:  # someone committed and has not written out (or died): finish it
-                await self._write_out(view, head.pending)
+    async def _bring_up_to_date(self, work: dict[str, list[str]]) -> None:
+        """Plan, commit and write out one change per view; views whose head moved meanwhile go again."""
+        while work:
+            wanted = [head_id(view) for view in work]
+            wanted += [index_id(view, c) for view, ids in work.items() for c in ids]
+            docs = await self.views.by_ids(wanted)
+            heads = {view: Head.of(view, docs.get(head_id(view))) for view in work}
+            crashed = {view: head.pending for view, head in heads.items() if head.pending is not None}
+            if crashed:  # someone committed and has not written out (or died): finish it, then read again
+                await self._write_out(crashed)
                 continue
-            places = {c: int(doc["pos"]) for c in ids if (doc := docs.get(index_id(view, c))) and doc["pos"]}
-            belongs = await self._belongs(view, ids)
-            change = await self._plan(head, ids, belongs, places)
-            if await self.views.commit(head, change):
-                await self._write_out(view, change)
-                return
-            await asyncio.sleep(random.uniform(0, 0.005))  # noqa: S311 - jitter: another writer won
+            places = {
+                view: {c: int(doc["pos"]) for c in ids if (doc := docs.get(index_id(view, c))) and doc["pos"]}
+                for view, ids in work.items()
+            }
+            belongs = await self._belongs(work)
+            planned = await self._plan(heads, work, belongs, places)
+            committed = await self.views.commit(heads, planned)
+            await self._write_out({view: planned[view] for view in committed})
+            work = {view: ids for view, ids in work.items() if view not in committed}
+            if work:
+                await asyncio.sleep(random.uniform(0, 0.005))  # noqa: S311 - jitter: another writer won
 
-    async def _write_out(self, view: str, change: ViewChange) -> None:
-        await self.views.write_out(view, change)
-        await self.views.settle(view, change.version)
+    async def _write_out(self, changes: dict[str, ViewChange]) -> None:
+        await self.views.write_out(changes)
+        await self.views.settle({view: change.version for view, change in changes.items()})
 
     async def _plan(
-        self, head: Head, ids: list[str], belongs: set[str], places: dict[str, int]
-    ) -> ViewChange:
-        """The next version: removals fill their places with the last entries, additions go at the end."""
-        change = ViewChange(version=head.version + 1, size=head.size)
-        leaving = [c for c in ids if c in places and c not in belongs]
-        if leaving:
-            kept = head.size - len(leaving)
-            freed = {places[c] for c in leaving}
-            tail = range(kept + 1, head.size + 1)
-            tail_docs = await self.views.by_ids(entry_id(head.view, p) for p in tail if p not in freed)
-            movers = [tail_docs[entry_id(head.view, p)]["c"] for p in tail if p not in freed]
-            holes = sorted(p for p in freed if p <= kept)
-            for position, collection_id in zip(holes, movers, strict=True):
-                change.entries[position] = collection_id
-                change.places[collection_id] = position
-            for collection_id in leaving:
-                change.places[collection_id] = 0
-            change.size = kept
-        for collection_id in ids:
-            if collection_id in belongs and collection_id not in places:
-                change.size += 1
-                change.entries[change.size] = collection_id
-                change.places[collection_id] = change.size
-        return change
+        self,
+        heads: dict[str, Head],
+        work: dict[str, list[str]],
+        belongs: dict[str, set[str]],
+        places: dict[str, dict[str, int]],
+    ) -> dict[str, ViewChange]:
+        """Each view's next version: removals fill their places with the last entries, additions go at
+        the end (one read of the entries that move, for every view)."""
+        leaving = {view: [c for c in ids if c in places[view]] for view, ids in work.items()}
+        leaving = {view: [c for c in ids if c not in belongs[view]] for view, ids in leaving.items()}
+        tails = {
+            view: range(heads[view].size - len(gone) + 1, heads[view].size + 1)
+            for view, gone in leaving.items()
+            if gone
+        }
+        freed = {view: {places[view][c] for c in leaving[view]} for view in tails}
+        tail_docs = await self.views.by_ids(
+            entry_id(view, p) for view, tail in tails.items() for p in tail if p not in freed[view]
+        )
+        changes = {}
+        for view, ids in work.items():
+            head = heads[view]
+            change = ViewChange(version=head.version + 1, size=head.size)
+            if view in tails:
+                kept = head.size - len(leaving[view])
+                movers = [tail_docs[entry_id(view, p)]["c"] for p in tails[view] if p not in freed[view]]
+                holes = sorted(p for p in freed[view] if p <= kept)
+                for position, collection_id in zip(holes, movers, strict=True):
+                    change.entries[position] = collection_id
+                    change.places[collection_id] = position
+                for collection_id in leaving[view]:
+                    change.places[collection_id] = 0
+                change.size = kept
+            for collection_id in ids:
+                if collection_id in belongs[view] and collection_id not in places[view]:
+                    change.size += 1
+                    change.entries[change.size] = collection_id
+                    change.places[collection_id] = change.size
+            changes[view] = change
+        return changes
 
-    async def _belongs(self, view: str, ids: list[str]) -> set[str]:
-        """Which of the collections belong in the view now."""
-        reader, project_id, dataset_id = view.split(PART)
-        docs = {doc["_id"]: doc for doc in await self.repo.collections_by_ids(ids, SCOPE_FIELDS)}
-        in_scope = [
-            doc
-            for c in ids
-            if (doc := docs.get(c)) is not None
-            and not doc.get("deleted")
-            and (not project_id or doc["project_id"] == project_id)
-            and (not dataset_id or doc.get("dataset_id") == dataset_id)
-        ]
-        if reader == EVERYONE:
-            return {doc["_id"] for doc in in_scope}
-        user_id = int(reader.removeprefix("u:"))
-        own = {doc["_id"] for doc in in_scope if doc["owner_id"] == user_id}
-        rest = [doc for doc in in_scope if doc["_id"] not in own]
+    async def _belongs(self, work: dict[str, list[str]]) -> dict[str, set[str]]:
+        """Which of the collections belong in each view now: one read of the collections, one of each
+        reader's facts (only for readers who do not own them all), one of the shares that could apply."""
+        every = list(dict.fromkeys(c for ids in work.values() for c in ids))
+        docs = {doc["_id"]: doc for doc in await self.repo.collections_by_ids(every, SCOPE_FIELDS)}
+        in_scope: dict[str, list[Document]] = {}
+        for view, ids in work.items():
+            _, project_id, dataset_id = view.split(PART)
+            in_scope[view] = [
+                doc
+                for c in ids
+                if (doc := docs.get(c)) is not None
+                and not doc.get("deleted")
+                and (not project_id or doc["project_id"] == project_id)
+                and (not dataset_id or doc.get("dataset_id") == dataset_id)
+            ]
+        belongs: dict[str, set[str]] = {}
+        rest: dict[str, list[Document]] = {}
+        for view, found in in_scope.items():
+            if view.split(PART)[0] == EVERYONE:
+                belongs[view] = {doc["_id"] for doc in found}
+                continue
+            user_id = reader_user(view)
+            belongs[view] = {doc["_id"] for doc in found if doc["owner_id"] == user_id}
+            if others := [doc for doc in found if doc["_id"] not in belongs[view]]:
+                rest[view] = others
         if not rest:
-            return own
-        held = await self.views.facts({"u": user_id})
-        groups = [fact["g"] for fact in held if fact["k"] == "M"]
-        projects = {fact["project"] for fact in held if fact["k"] == "R"} if not project_id else set()
-        whos = [user_reader(user_id), *(f"g:{group}" for group in groups)]
-        shares = await self.views.by_ids(share_id(doc["_id"], who) for doc in rest for who in whos)
-        shared = {fact["c"] for fact in shares.values() if fact.get("on")}
-        return own | {doc["_id"] for doc in rest if doc["_id"] in shared or doc["project_id"] in projects}
+            return belongs
+        users = sorted({reader_user(view) for view in rest})
+        # One equality per reader, at once: `u $in` is not served by the index on the stand-in (it scans).
+        found_facts = await asyncio.gather(*(self.views.facts({"u": user_id}) for user_id in users))
+        held = dict(zip(users, found_facts, strict=True))
+        whos = {
+            user_id: [user_reader(user_id), *(f"g:{fact['g']}" for fact in facts if fact["k"] == "M")]
+            for user_id, facts in held.items()
+        }
+        wanted = []
+        for view, others in rest.items():
+            user_id = reader_user(view)
+            wanted += [share_id(doc["_id"], who) for doc in others for who in whos[user_id]]
+        shares = await self.views.by_ids(wanted)
+        for view, others in rest.items():
+            user_id = reader_user(view)
+            roles = {fact["project"] for fact in held[user_id] if fact["k"] == "R"}
+            projects = roles if not view.split(PART)[1] else set()
+            for doc in others:
+                shared = any(
+                    (fact := shares.get(share_id(doc["_id"], who))) is not None and fact.get("on")
+                    for who in whos[user_id]
+                )
+                if shared or doc["project_id"] in projects:
+                    belongs[view].add(doc["_id"])
+        return belongs
 
     # --- what changes views -------------------------------------------------------------------------------
     async def collection_changed(self, collection_id: str, created: Document | None = None) -> None:
@@ -336,9 +415,9 @@ class ReaderViews:
         """Finish what a crash interrupted: changes committed and not written out, collections and facts
         marked due. The number finished. (Safe beside live writers: every step is idempotent.)"""
         finished = 0
-        for head in await self.views.unsettled(limit):
-            await self._write_out(head["v"], ViewChange.from_document(head["op"]))
-            finished += 1
+        if unsettled := await self.views.unsettled(limit):
+            await self._write_out({head["v"]: ViewChange.from_document(head["op"]) for head in unsettled})
+            finished += len(unsettled)
         for doc in await self.repo.collections_due(limit):
             await self.collection_changed(doc["_id"])
             await self.repo.collection_views_done(doc["_id"], doc["views_due"])

@@ -19,11 +19,12 @@ Every read of a page is one `_id $in`; every write is addressed by `_id` (MONGO_
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import UpdateOne
+from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -156,49 +157,62 @@ class ViewRepository:
         """Facts whose views may not be up to date (a crash between recording and applying them)."""
         return await self.views.find({"due": True}).limit(limit).to_list()
 
-    # --- writing a view -----------------------------------------------------------------------------------
-    async def commit(self, head: Head, change: ViewChange) -> bool:
-        """Make `change` the view's next version, if nobody changed the view since `head` was read."""
-        op = change.as_document()
-        if head.version == 0:
-            doc = {
-                "_id": head_id(head.view),
-                "k": "H",
-                "v": head.view,
-                "n": change.size,
-                "ver": 1,
-                "op": op,
-                "o": 1,
-            }
-            try:
-                await self.views.insert_one(doc)
-            except DuplicateKeyError:
-                return False
-            return True
-        result = await self.views.update_one(
-            {"_id": head_id(head.view), "ver": head.version},
-            {"$set": {"ver": change.version, "n": change.size, "op": op, "o": 1}},
-        )
-        return result.modified_count == 1
+    # --- writing views ------------------------------------------------------------------------------------
+    async def commit(self, heads: Mapping[str, Head], changes: Mapping[str, ViewChange]) -> set[str]:
+        """Make each change its view's next version, if nobody changed the view since its head was read:
+        the views committed. One command for all of them (plus one read when some lost the race)."""
+        tokens = {view: uuid.uuid4().hex for view in changes}
+        requests: list[InsertOne[Document] | UpdateOne] = []
+        for view, change in changes.items():
+            op = change.as_document() | {"t": tokens[view]}
+            head = heads[view]
+            if head.version == 0:
+                doc = {"_id": head_id(view), "k": "H", "v": view, "n": change.size, "ver": 1, "op": op}
+                requests.append(InsertOne(doc | {"o": 1}))
+            else:
+                requests.append(
+                    UpdateOne(
+                        {"_id": head_id(view), "ver": head.version},
+                        {"$set": {"ver": change.version, "n": change.size, "op": op, "o": 1}},
+                    )
+                )
+        if not requests:
+            return set()
+        try:
+            result = await self.views.bulk_write(requests, ordered=False)
+            if result.inserted_count + result.modified_count == len(requests):
+                return set(changes)
+        except BulkWriteError as exc:  # a view created meanwhile by another writer: it won that race
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                raise
+        # Some lost: the heads that hold this attempt's change say which won (a head that moved on since
+        # was written out by its next writer first, so retrying that view is only redundant, never wrong).
+        now = await self.by_ids(head_id(view) for view in changes)
+        return {
+            view for view in changes if (now.get(head_id(view)) or {}).get("op", {}).get("t") == tokens[view]
+        }
 
-    async def write_out(self, view: str, change: ViewChange) -> None:
-        """Write a committed change's entries and places; a newer write of the same document wins."""
-        requests: list[UpdateOne] = [
-            UpdateOne(
-                {"_id": entry_id(view, position), "w": {"$lt": change.version}},
-                {"$set": {"k": "E", "v": view, "c": collection_id, "pos": position, "w": change.version}},
-                upsert=True,
-            )
-            for position, collection_id in change.entries.items()
-        ]
-        requests += [
-            UpdateOne(
-                {"_id": index_id(view, collection_id), "w": {"$lt": change.version}},
-                {"$set": {"k": "I", "iv": view, "c": collection_id, "pos": position, "w": change.version}},
-                upsert=True,
-            )
-            for collection_id, position in change.places.items()
-        ]
+    async def write_out(self, changes: Mapping[str, ViewChange]) -> None:
+        """Write committed changes' entries and places (one command); a newer write of a document wins."""
+        requests: list[UpdateOne] = []
+        for view, change in changes.items():
+            stamp = {"v": view, "w": change.version}
+            requests += [
+                UpdateOne(
+                    {"_id": entry_id(view, position), "w": {"$lt": change.version}},
+                    {"$set": {"k": "E", **stamp, "c": collection_id, "pos": position}},
+                    upsert=True,
+                )
+                for position, collection_id in change.entries.items()
+            ]
+            requests += [
+                UpdateOne(
+                    {"_id": index_id(view, collection_id), "w": {"$lt": change.version}},
+                    {"$set": {"k": "I", "iv": view, "c": collection_id, "pos": position, "w": stamp["w"]}},
+                    upsert=True,
+                )
+                for collection_id, position in change.places.items()
+            ]
         if not requests:
             return
         try:
@@ -208,9 +222,17 @@ class ViewRepository:
             if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
                 raise
 
-    async def settle(self, view: str, version: int) -> None:
-        """The change at `version` is written out: drop it from the head (unless a newer one replaced it)."""
-        await self.views.update_one({"_id": head_id(view), "ver": version}, {"$unset": {"op": "", "o": ""}})
+    async def settle(self, versions: Mapping[str, int]) -> None:
+        """Each view's change at its version is written out: drop it from the head (unless a newer one
+        replaced it). One command."""
+        if versions:
+            await self.views.bulk_write(
+                [
+                    UpdateOne({"_id": head_id(view), "ver": version}, {"$unset": {"op": "", "o": ""}})
+                    for view, version in versions.items()
+                ],
+                ordered=False,
+            )
 
     async def unsettled(self, limit: int) -> list[Document]:
         """Heads holding a change not yet written out (its writer may have died)."""

@@ -77,6 +77,47 @@ async def test_two_replicas_adding_and_removing_at_once_keep_a_view_dense_and_ex
     assert len(page.ids) == 10
 
 
+async def test_touching_many_views_at_once_from_two_replicas_keeps_every_view_dense_and_exact(
+    views: ReaderViews, mongo_db: AsyncDatabase[Document]
+) -> None:
+    """Each caller brings several overlapping views up to date in one round of commands; where another
+    replica changed one of them meanwhile, only that view goes again, and none loses or doubles an id."""
+    ids = [f"m{n:03}" for n in range(90)]
+    for n, collection_id in enumerate(ids):
+        await new_collection(mongo_db, collection_id, owner=1 + n % 3, project_id=f"p{n % 2}")
+    other = replica(mongo_db)
+    rng = random.Random(11)
+
+    def scopes(n: int) -> list[str]:
+        reader = user_reader(1 + n % 3)
+        project = f"p{n % 2}"
+        return [view_key(EVERYONE), view_key(EVERYONE, project), view_key(reader), view_key(reader, project)]
+
+    await asyncio.gather(
+        *(rng.choice([views, other]).touch_all({v: [c] for v in scopes(n)}) for n, c in enumerate(ids))
+    )
+    gone = set(ids[::4])
+    await mongo_db["collections"].update_many({"_id": {"$in": list(gone)}}, {"$set": {"deleted": True}})
+    await asyncio.gather(
+        *(
+            rng.choice([views, other]).touch_all({v: [c] for v in scopes(n)})
+            for n, c in enumerate(ids)
+            if c in gone or n % 5 == 0  # removals, and no-op touches beside them
+        )
+    )
+    live = [c for c in ids if c not in gone]
+    assert sorted(await check_dense(views, view_key(EVERYONE))) == live
+    for project in ("p0", "p1"):
+        wanted = [c for n, c in enumerate(ids) if c not in gone and f"p{n % 2}" == project]
+        assert sorted(await check_dense(views, view_key(EVERYONE, project))) == wanted
+    for owner in (1, 2, 3):
+        wanted = [c for n, c in enumerate(ids) if c not in gone and 1 + n % 3 == owner]
+        assert sorted(await check_dense(views, view_key(user_reader(owner)))) == wanted
+        for project in ("p0", "p1"):
+            in_project = [c for n, c in enumerate(ids) if c in wanted and f"p{n % 2}" == project]
+            assert sorted(await check_dense(views, view_key(user_reader(owner), project))) == in_project
+
+
 async def test_an_older_fact_never_wins_and_a_newer_one_does(
     views: ReaderViews, mongo_db: AsyncDatabase[Document]
 ) -> None:
