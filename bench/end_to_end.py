@@ -218,7 +218,10 @@ def report(bench: Bench, section: Section, rows: dict[str, dict[str, Any]]) -> N
         )
         errors = (stack.non_2xx + stack.socket_errors, floor_result.non_2xx + floor_result.socket_errors)
         if any(errors):
-            section.notes.append(f"{label}: errors stack {errors[0]}, floor {errors[1]}.")
+            section.notes.append(
+                f"{label}: errors stack {errors[0]}, floor {errors[1]} (answers by status: stack "
+                f"{stack.statuses}, floor {floor_result.statuses})."
+            )
     names = ["gateway", "catalog_service", "access_service", "history_service", "nx-27017", "nats-server"]
     cpu_table = section.table(
         "CPU per request, ms (user+system over the measured run; the stack's includes the relay and "

@@ -86,7 +86,6 @@ async def add_members(request: web.Request) -> web.Response:
         count=len(ids),
         actor=0,
         now_ms=time.time_ns() // 1_000_000,
-        projection=WITHOUT_MEMBERS,
     )
     if change is None:
         raise web.HTTPNotFound

@@ -21,9 +21,32 @@ local run = {run}
 local counter = 0
 local thread_count = 0
 
+local threads = {{}}
+statuses = {{}}  -- a global: `done` reads each thread's with thread:get
+
 function setup(thread)
   thread_count = thread_count + 1
   thread:set("tid", thread_count)
+  table.insert(threads, thread)
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local total = {{}}
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("statuses") or {{}}) do
+      total[status] = (total[status] or 0) + n
+    end
+  end
+  local parts = {{}}
+  for status, n in pairs(total) do
+    table.insert(parts, status .. "=" .. n)
+  end
+  table.sort(parts)
+  io.write("Statuses: " .. table.concat(parts, " ") .. "\\n")
 end
 
 function request()
@@ -52,6 +75,7 @@ class WrkResult:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    statuses: dict[str, int] | None = None  # answers by status (from the script's `done`)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready."""
@@ -92,6 +116,7 @@ def parse(url: str, output: str) -> WrkResult:
     if not (total and rps and "50" in percentiles and "99" in percentiles):
         raise RuntimeError(f"wrk output not understood:\n{output}")
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    statuses = re.search(r"^Statuses: ?(.*)$", output, re.M)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     return WrkResult(
         url=url,
@@ -102,6 +127,9 @@ def parse(url: str, output: str) -> WrkResult:
         p99_ms=parse_duration_ms(percentiles["99"]),
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
+        statuses={k: int(n) for k, _, n in (p.partition("=") for p in statuses.group(1).split())}
+        if statuses
+        else None,
     )
 
 

@@ -95,9 +95,11 @@ class MemberRepository:
         count: int,
         actor: int,
         now_ms: int,
-        projection: dict[str, int],
     ) -> PendingChange | None:
-        """Mark a change pending on the live collection `selector` names; None when there is none."""
+        """Mark a change pending on the live collection `selector` names; None when there is none.
+
+        The answer holds only what a change needs (an inclusion projection: MongoDB refuses one that mixes
+        inclusion and exclusion, which the stand-in accepts)."""
         op_id = uuid.uuid4().hex
         mark = {"k": kind, "a": int(add), "t": now_ms, "u": actor}
         before = await self.collections.find_one_and_update(
@@ -106,7 +108,7 @@ class MemberRepository:
                 "$set": {f"{PENDING}.{op_id}": mark},
                 "$inc": {PENDING_COUNT: 1, CHANGE_NUMBER: 1, POSITION: count if add else 0},
             },
-            projection={**projection, PENDING: 1, CHANGE_NUMBER: 1, POSITION: 1},
+            projection={"project_id": 1, PENDING: 1, CHANGE_NUMBER: 1, POSITION: 1},
             return_document=ReturnDocument.BEFORE,
         )
         if before is None:

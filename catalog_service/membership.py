@@ -102,7 +102,6 @@ class Membership:
             count=len(unique),
             actor=principal.user_id,
             now_ms=now_ms(),
-            projection=WITHOUT_MEMBERS,
         )
         if change is None:
             raise collection_not_found()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from collections_hub.servers import start_mongo, start_nats
@@ -84,16 +84,40 @@ def db_name() -> str:
     return f"t_{uuid.uuid4().hex[:12]}"
 
 
+class ProjectionGuard(monitoring.CommandListener):
+    """Remembers every `find` or `findAndModify` whose projection mixes inclusion and exclusion: MongoDB
+    refuses those (apart from `_id`), while nx-27017 quietly answers them, so only a check like this one
+    keeps such a query from reaching production."""
+
+    def __init__(self) -> None:
+        self.mixed: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        projection = event.command.get("projection") or event.command.get("fields") or {}
+        flags = {bool(value) for key, value in projection.items() if key != "_id" and isinstance(value, int)}
+        if len(flags) > 1:
+            self.mixed.append(f"{event.command_name}: {dict(projection)}")
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        """Nothing to check on an answer."""
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        """Nothing to check on a failure."""
+
+
 @pytest.fixture
 async def mongo_db(mongodb_url: str, db_name: str) -> AsyncIterator[AsyncDatabase[Document]]:
-    """A fresh database on the session's server, dropped afterwards."""
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    """A fresh database on the session's server, dropped afterwards; no query the test made through it
+    may hold a projection MongoDB would refuse."""
+    guard = ProjectionGuard()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True, event_listeners=[guard])
     try:
         await client.admin.command("ping")
         yield client[db_name]
         await client.drop_database(db_name)
     finally:
         await client.close()
+    assert guard.mixed == [], "projections MongoDB refuses (inclusion and exclusion mixed)"
 
 
 @pytest.fixture(scope="session")

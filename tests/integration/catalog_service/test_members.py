@@ -14,7 +14,7 @@ from catalog_service.items import Registry
 from catalog_service.lookup import CollectionLookup
 from catalog_service.member_repository import PENDING, PENDING_COUNT, MemberRepository, PendingChange
 from catalog_service.membership import Membership
-from catalog_service.repository import WITHOUT_MEMBERS, CatalogRepository
+from catalog_service.repository import CatalogRepository
 from shared.authz import AccessDecisions
 from shared.internal import InternalClient
 from shared.mongo import Document
@@ -57,7 +57,7 @@ async def new_collection(db: AsyncDatabase[Document], collection_id: str, **fiel
 async def begin(membership: Membership, collection_id: str, count: int, *, add: bool) -> PendingChange:
     """Step 1 of a node change (no permission check: that is the use case's, tested end to end)."""
     change = await membership.members.begin(
-        {"_id": collection_id}, "node", add=add, count=count, actor=1, now_ms=0, projection=WITHOUT_MEMBERS
+        {"_id": collection_id}, "node", add=add, count=count, actor=1, now_ms=0
     )
     assert change is not None
     return change
