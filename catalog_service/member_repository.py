@@ -32,12 +32,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from shared.events import EventEnvelope
-from shared.mongo import Document
+from shared.mongo import Document, duplicates_of
 from shared.outbox import with_events, written
 
 MemberKind = Literal["node", "asset", "model"]
 SEPARATOR = "\x1f"
-DUPLICATE_KEY = 11000
 COUNT_FIELD: dict[MemberKind, str] = {"node": "node_count", "asset": "asset_count", "model": "model_count"}
 PENDING = "member_ops"
 PENDING_COUNT = "member_ops_count"
@@ -172,9 +171,7 @@ class MemberRepository:
         try:
             await self.members.bulk_write(statements, ordered=False)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
+            errors = duplicates_of(exc)
             # Present already (or held by another change): the upsert met the existing `_id`.
             refused = {int(error["index"]) for error in errors}
             return [item_id for n, item_id in enumerate(item_ids) if n not in refused]

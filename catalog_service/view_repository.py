@@ -28,10 +28,9 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from shared.mongo import Document
+from shared.mongo import Document, duplicates_of
 
 SEPARATOR = "\x1f"
-DUPLICATE_KEY = 11000
 BATCH = 5_000
 
 
@@ -183,8 +182,7 @@ class ViewRepository:
             if result.inserted_count + result.modified_count == len(requests):
                 return set(changes)
         except BulkWriteError as exc:  # a view created meanwhile by another writer: it won that race
-            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
-                raise
+            duplicates_of(exc)
         # Some lost: the heads that hold this attempt's change say which won (a head that moved on since
         # was written out by its next writer first, so retrying that view is only redundant, never wrong).
         now = await self.by_ids(head_id(view) for view in changes)
@@ -218,9 +216,7 @@ class ViewRepository:
         try:
             await self.views.bulk_write(requests, ordered=False)
         except BulkWriteError as exc:
-            # A duplicate key means a newer change wrote that document already: it stays as it is.
-            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
-                raise
+            duplicates_of(exc)  # a newer change wrote that document already: it stays as it is
 
     async def settle(self, versions: Mapping[str, int]) -> None:
         """Each view's change at its version is written out: drop it from the head (unless a newer one

@@ -22,9 +22,8 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from shared.mongo import Document
+from shared.mongo import Document, duplicates_of
 
-DUPLICATE_KEY = 11000
 HEAD_SEQ_BASE = 1 << 60
 HEAD_PREFIX = "collection:"
 
@@ -245,9 +244,7 @@ class HistoryRepository:
             try:
                 result = await self.events.insert_many(pending, ordered=False)
             except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(error.get("code") != DUPLICATE_KEY for error in errors):
-                    raise
+                errors = duplicates_of(exc)
                 inserted += int(exc.details.get("nInserted", len(pending) - len(errors)))
                 clashed = [pending[error["index"]] for error in errors]
                 already = await self.recorded([doc["_id"] for doc in clashed])

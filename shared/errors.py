@@ -10,6 +10,7 @@ from enum import Enum
 from http import HTTPStatus
 
 from aiohttp import web
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, WriteConcernError
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     except ConnectionResetError:
         raise  # the client went away mid-request: nothing to answer, nothing to log as a failure
+    except (ConnectionFailure, ExecutionTimeout, WriteConcernError) as exc:
+        # The database is away or could not make the write durable: nothing was acknowledged; try again.
+        log.warning("database unavailable", extra={"path": request.path, "error": str(exc)})
+        response = error_response(503, "service unavailable, try again", dialect)
+        response.headers["Retry-After"] = "1"
+        return response
     except Exception:
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return error_response(500, "internal server error", dialect)

@@ -232,9 +232,11 @@ class OutboxRelay:
         try:
             for collection in self._collections:
                 while True:
-                    documents, events = await self._publish_batch(collection)
-                    published += events
-                    if documents < self._batch_size:
+                    documents, removed = await self._publish_batch(collection)
+                    published += removed
+                    # A full batch that removed nothing is all in flight from memory: reading it again at
+                    # once would only spin until those publishes end; the next pass takes it.
+                    if documents < self._batch_size or not removed:
                         break
         except Exception:
             # A failed publish says what it left; a failed read says nothing: keep the last pass's figures.
@@ -266,27 +268,29 @@ class OutboxRelay:
         cursor = collection.find({OUTBOX_COUNT_FIELD: {"$gt": 0}}, {OUTBOX_FIELD: 1}, limit=self._batch_size)
         docs = await untraced(cursor.to_list)()
         results = await asyncio.gather(*(self._publish_document(doc) for doc in docs))
-        acks = [ack for published, _ in results for ack in published]
-        if acks:
-            await untraced(lambda: collection.bulk_write(acks, ordered=False))()
+        done = [(doc_id, event_id) for published, _ in results for doc_id, event_id in published]
+        if done:
+            removals = [_removal(doc_id, event_id) for doc_id, event_id in done]
+            await untraced(lambda: collection.bulk_write(removals, ordered=False))()
+            for _, event_id in done:  # forgotten only once removed: a failed removal is retried as such
+                self._acked.pop(event_id, None)
         for _, failure in results:
             if failure is not None:
                 raise failure
-        return len(docs), len(acks)
+        return len(docs), len(done)
 
-    async def _publish_document(self, doc: Document) -> tuple[list[UpdateOne], Exception | None]:
+    async def _publish_document(self, doc: Document) -> tuple[list[tuple[Any, str]], Exception | None]:
         """Publish one document's pending events in order, stopping at the first failure.
 
-        Returns the updates that remove the acknowledged events from its outbox, and the failure if any.
+        Returns (document, event) of the acknowledged events, to remove from its outbox, and the failure.
         """
         entries = sorted((doc.get(OUTBOX_FIELD) or {}).values(), key=publish_order)
-        acks: list[UpdateOne] = []
+        acks: list[tuple[Any, str]] = []
         for index, entry in enumerate(entries):
             if entry["id"] in self._in_flight:
                 break  # this process is publishing it from memory: the next pass removes it
             if entry["id"] in self._acked:  # published from memory already: only remove it
-                self._acked.pop(entry["id"], None)
-                acks.append(_removal(doc["_id"], entry["id"]))
+                acks.append((doc["_id"], entry["id"]))
                 continue
             stored = entry.get(TRACE_FIELD)
             event = EventEnvelope.model_validate({k: v for k, v in entry.items() if k != TRACE_FIELD})
@@ -297,7 +301,7 @@ class OutboxRelay:
                 if self._metrics is not None:
                     self._metrics.outbox_publish_failures.labels(self._metrics.service).inc()
                 return acks, exc
-            acks.append(_removal(doc["_id"], event.id))
+            acks.append((doc["_id"], event.id))
             if self._metrics is not None:
                 self._metrics.outbox_published.labels(self._metrics.service).inc()
         return acks, None

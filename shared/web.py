@@ -108,13 +108,14 @@ async def relay_wakeup_middleware(request: web.Request, handler: Handler) -> web
     """Hand the events the request's writes stored to the outbox relay, which publishes them from memory at
     once (shared/outbox.py). Whatever a write stored without saying so waits for the polling pass."""
     with collecting() as events:
-        response = await handler(request)
-    if events and (relay := request.app.get(RELAY_KEY)) is not None:
-        if request.app[SETTINGS_KEY].outbox_publish_from_memory:
-            relay.submit(events)
-        else:
-            relay.notify()
-    return response
+        try:
+            return await handler(request)
+        finally:  # a handler that fails after a write has stored its events all the same
+            if events and (relay := request.app.get(RELAY_KEY)) is not None:
+                if request.app[SETTINGS_KEY].outbox_publish_from_memory:
+                    relay.submit(events)
+                else:
+                    relay.notify()
 
 
 SERVER_NAME = "collections-hub"

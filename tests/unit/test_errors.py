@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from shared.errors import Dialect, NotFound, ValidationFailed, dialect_for_path, error_body, error_status
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pymongo.errors import AutoReconnect, ExecutionTimeout, ServerSelectionTimeoutError, WriteConcernError
+
+from shared.errors import (
+    Dialect,
+    NotFound,
+    ValidationFailed,
+    dialect_for_path,
+    error_body,
+    error_middleware,
+    error_status,
+)
 
 
 def test_dialect_by_prefix() -> None:
@@ -29,3 +42,31 @@ def test_bodies_have_each_dialects_shape() -> None:
         "message": "Collection not found",
         "error": "Not Found",
     }
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ServerSelectionTimeoutError("no server"),
+        AutoReconnect("connection reset"),
+        ExecutionTimeout("operation exceeded time limit"),
+        WriteConcernError("waiting for replication timed out"),
+    ],
+)
+async def test_a_database_that_is_away_answers_503_in_the_dialect_and_never_500(failure: Exception) -> None:
+    """A request whose database is unreachable, or whose write could not be made durable, is told to try
+    again (503, `Retry-After`), in its dialect's error shape: nothing was acknowledged."""
+
+    async def handler(_request: web.Request) -> web.Response:
+        raise failure
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_get("/api/v2/collections", handler)
+    app.router.add_get("/namespaces/n/projects/p/collections", handler)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/api/v2/collections")
+        assert (response.status, response.headers["Retry-After"]) == (503, "1")
+        assert await response.json() == {"error": "service unavailable, try again"}
+        response = await client.get("/namespaces/n/projects/p/collections")
+        assert response.status == 503
+        assert (await response.json())["statusCode"] == 503
