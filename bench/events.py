@@ -313,7 +313,7 @@ async def raw_pull_and_ack(js: Any, first_seq: int) -> float:
         while got < INGEST_EVENTS and time.monotonic() < deadline:
             try:
                 messages = await sub.fetch(BATCH, timeout=1)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats.errors.TimeoutError, or asyncio.TimeoutError from fetch
                 continue
             for message in messages:
                 await message.ack()

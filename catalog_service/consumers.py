@@ -39,12 +39,15 @@ async def consume(
     ack_wait: float = 10,
 ) -> None:
     """Pull events of `subject` (replicas share one durable consumer) and `apply` each; one that fails is
-    redelivered a second later, one that is not an event is dropped (history's dead-letter keeps it)."""
+    redelivered a second later, for as long as it fails; one that is not an event is dropped (history's
+    dead-letter keeps it)."""
     sub = await js.pull_subscribe(
         subject,
         durable=durable,
         stream=STREAM_NAME,
-        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=20, ack_wait=ack_wait),
+        # Delivered until applied (max_deliver -1): applying is idempotent and a fact dropped after a
+        # few failed tries (a database outage) would leave a list wrong for good.
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=ack_wait),
     )
     try:
         while True:

@@ -398,7 +398,10 @@ class ReaderViews:
             shared = await self.views.facts({"who": f"g:{fact['g']}", "k": "S"})
             await self._touch_readers([fact["u"]], [share["c"] for share in shared])
         else:  # a role reaches every collection of the project, in the reader's B and C lists
-            ids = await self.all_ids(view_key(EVERYONE, fact["project"]))
+            # Read from the collections, not from the project's view: a create inserts its collection
+            # before it reads the project's role holders, and a role is recorded before this read, so
+            # one of the two always sees the other (the view may not hold a new collection yet).
+            ids = await self.repo.live_ids_in_project(fact["project"])
             await self.touch(view_key(user_reader(fact["u"])), ids)
 
     async def _touch_readers(self, readers: list[int], collection_ids: list[str]) -> None:

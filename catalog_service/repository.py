@@ -178,6 +178,13 @@ class CatalogRepository:
         if chunk:
             yield chunk
 
+    async def live_ids_in_project(self, project_id: str) -> list[str]:
+        """The ids of a project's live collections (one equality on the project index, in batches)."""
+        cursor = self.collections.find(
+            {"project_id": project_id, "deleted": False}, {"_id": 1}, batch_size=5000
+        )
+        return [doc["_id"] async for doc in cursor]
+
     async def layout_marked(self, mark: str) -> bool:
         """Whether a one-off migration recorded that it is done."""
         return await self.db["layout"].find_one({"_id": mark}) is not None

@@ -35,6 +35,8 @@ def looks_like_jwt(token: str) -> bool:
 
 def extract_credentials(headers: CIMultiDictProxy[str]) -> Credentials:
     """The caller's credentials, or 401 when there are none or they are malformed."""
+    if len(headers.getall("X-API-KEY", ())) > 1 or len(headers.getall("Authorization", ())) > 1:
+        raise Unauthorized("send one credential, once")  # which line counts would be a guess
     api_key = headers.get("X-API-KEY")
     authorization = headers.get("Authorization")
     # Two credentials are ambiguous: a wrong one next to a valid one must not pass unnoticed.

@@ -80,14 +80,33 @@ async def forward(
             if request_id:
                 streamed.headers[REQUEST_ID_HEADER] = request_id  # sent with prepare, before the body
             await streamed.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await streamed.write(chunk)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await streamed.write(chunk)
+            except (ClientError, TimeoutError, ConnectionError) as exc:
+                return _cut(request, streamed, base_url, exc)
             await streamed.write_eof()
             return streamed
     except (ClientError, TimeoutError) as exc:
         log.warning("upstream %s failed: %r", base_url, exc)
         count_upstream_failure(base_url)
         raise Unavailable("service unavailable") from exc
+
+
+def _cut(
+    request: web.Request, streamed: web.StreamResponse, base_url: str, exc: Exception
+) -> web.StreamResponse:
+    """An answer failed after its status and part of its body went out: no other answer may follow it on
+    this connection, and it must not look complete. Close the connection (aiohttp's closing `write_eof`
+    then fails quietly), so the client sees the answer cut short."""
+    if isinstance(exc, ConnectionResetError):
+        log.info("client went away mid-answer")  # the caller's doing, not the upstream's
+    else:
+        log.warning("upstream %s failed mid-answer: %r", base_url, exc)
+        count_upstream_failure(base_url)
+    if request.transport is not None:
+        request.transport.close()
+    return streamed
 
 
 def no_route() -> NotFound:

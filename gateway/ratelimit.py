@@ -111,9 +111,10 @@ class RateLimits:
     def client_address(self, request: web.Request) -> str:
         """The peer address, or with trusted proxies the address the outermost of them saw."""
         if self.trusted_proxy_hops:
-            hops = [
-                hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()
-            ]
+            # Every line of the header, in order (RFC 9110 5.3): a client's own line must not pass for
+            # the one the proxy added.
+            lines = ",".join(request.headers.getall("X-Forwarded-For", ()))
+            hops = [hop.strip() for hop in lines.split(",") if hop.strip()]
             if len(hops) >= self.trusted_proxy_hops:
                 return hops[-self.trusted_proxy_hops]
         return request.remote or "unknown"

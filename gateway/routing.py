@@ -79,7 +79,7 @@ def canonical_path(raw_path: str) -> str:
     """The raw path if the gateway may route and forward it unchanged; 400 (or 414) otherwise."""
     if len(raw_path) > MAX_PATH_LENGTH:
         raise UriTooLong("request path too long")
-    if not _PATH_CHARACTERS.match(raw_path) or _ESCAPE.search(raw_path):
+    if not _PATH_CHARACTERS.fullmatch(raw_path) or _ESCAPE.search(raw_path):
         raise Invalid("malformed request path")
     segments = raw_path[1:].split("/")
     # An empty segment is allowed only as a trailing slash.

@@ -57,7 +57,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 def request_id_for(incoming: str | None) -> str:
     """Keep a well-formed incoming request id, otherwise make a new one."""
-    if incoming and _REQUEST_ID.match(incoming):
+    if incoming and _REQUEST_ID.fullmatch(incoming):
         return incoming
     return uuid.uuid4().hex
 

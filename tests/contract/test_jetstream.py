@@ -84,7 +84,7 @@ async def _fetch_or_none(sub: JetStreamContext.PullSubscription, within: float) 
     """The next message of a pull subscription, or None when none arrives `within` seconds."""
     try:
         [msg] = await sub.fetch(1, timeout=within)
-    except nats.errors.TimeoutError:
+    except TimeoutError:  # nats.errors.TimeoutError, or asyncio.TimeoutError from fetch
         return None
     return msg
 
@@ -122,7 +122,7 @@ async def test_durable_pull_consumer_shared_by_two_subscriptions(connect: Connec
         while True:
             try:
                 batch = await sub.fetch(4, timeout=0.5)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats.errors.TimeoutError, or asyncio.TimeoutError from fetch
                 return received
             for msg in batch:
                 received.append(msg.data)

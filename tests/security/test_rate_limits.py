@@ -9,6 +9,7 @@ import math
 import time
 
 from aiohttp import ClientSession
+from multidict import CIMultiDict
 
 from gateway.ratelimit import TokenBuckets
 from gateway.settings import GatewaySettings
@@ -161,3 +162,9 @@ async def test_trusted_proxy_hops_pick_the_client_address(hub: Hub, gateway_with
         assert await status("10.0.0.2") == 200
         # The client cannot pick its bucket: the proxy appends the real address last.
         assert await status("1.2.3.4, 10.0.0.1") == 429
+        # ... nor with a line of its own before the one the proxy added (HAProxy's `option forwardfor`).
+        lines = CIMultiDict(hub.admin())
+        lines.add("X-Forwarded-For", "7.7.7.7")
+        lines.add("X-Forwarded-For", "10.0.0.1")
+        async with http.get(f"{url}/v1/me", headers=lines) as response:
+            assert response.status == 429

@@ -57,3 +57,12 @@ def test_two_credentials_at_once_are_refused() -> None:
     headers = CIMultiDictProxy(CIMultiDict({"X-API-KEY": "hk_a.b", "Authorization": "Bearer not-a-key"}))
     with pytest.raises(Unauthorized, match="not both"):
         extract_credentials(headers)
+
+
+@pytest.mark.parametrize("name", ["X-API-KEY", "Authorization", "x-api-key"])
+def test_a_credential_header_sent_twice_is_refused(name: str) -> None:
+    """Two lines of one credential header are 401: which of them would count is a guess."""
+    lines = CIMultiDict([(name, "Bearer hk_a.b" if name == "Authorization" else "hk_a.b")])
+    lines.add(name.upper(), "Bearer hk_c.d" if name == "Authorization" else "hk_c.d")
+    with pytest.raises(Unauthorized, match="once"):
+        extract_credentials(CIMultiDictProxy(lines))

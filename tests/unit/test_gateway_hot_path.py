@@ -39,13 +39,26 @@ def test_segments_without_escapes_are_judged_as_the_long_way_judges_them() -> No
     picked = random.Random(12).choices
     longer = ["".join(picked(alphabet + [".", ";"] * 8, k=n)) for n in range(3, 12) for _ in range(2_000)]
     for segment in short + longer + [".;x", "..;a=b", "...", ".a", ";", ".;", "..;"]:
-        assert _PATH_CHARACTERS.match(f"/{segment}")
+        assert _PATH_CHARACTERS.fullmatch(f"/{segment}")
         assert _suspicious(segment) == suspicious_the_long_way(segment), segment
 
 
-@pytest.mark.parametrize("path", ["/v1/../admin/users", "/v1/.;x/me", "/v1/a/..;/b", "/a//b", "/v1/%2e%2E/x"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/../admin/users",
+        "/v1/.;x/me",
+        "/v1/a/..;/b",
+        "/a//b",
+        "/v1/%2e%2E/x",
+        "/v1/..\n",  # `$` alone would let a final line feed through
+        "/admin/users\n",
+        "/v1/me\r\n",
+    ],
+)
 def test_dot_segments_are_still_refused(path: str) -> None:
-    """Dot segments, with or without escapes or parameters, and empty segments are a 400."""
+    """Dot segments, with or without escapes or parameters, empty segments and a trailing line end are a
+    400."""
     with pytest.raises(Invalid):
         canonical_path(path)
 

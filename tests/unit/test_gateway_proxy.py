@@ -4,6 +4,7 @@ length, unknown-length ones as they come; one kept-alive connection reused; no c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +12,7 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from gateway.proxy import BUFFERED_MAX_BYTES, forward, upstream_session
+from shared.errors import error_middleware
 
 LONG = bytes(range(256)) * (4 * BUFFERED_MAX_BYTES // 256)
 SESSION_KEY = web.AppKey("session", ClientSession)
@@ -157,3 +159,61 @@ async def test_an_answer_longer_than_the_timeout_arrives_whole_while_it_flows() 
                 assert await response.read() == b"0,1,2,3,4,5,"
         finally:
             await session.close()
+
+
+async def stalls(request: web.Request) -> web.StreamResponse:
+    """An answer that starts, then stops sending for longer than the gateway's upstream timeout."""
+    response = web.StreamResponse()
+    response.content_type = "application/x-ndjson"
+    await response.prepare(request)
+    await response.write(b'{"n": 0}\n')
+    await asyncio.sleep(3)
+    await response.write_eof()
+    return response
+
+
+async def dies(request: web.Request) -> web.StreamResponse:
+    """An answer that starts, then loses its connection (the upstream crashed)."""
+    response = web.StreamResponse()
+    response.content_type = "application/x-ndjson"
+    await response.prepare(request)
+    await response.write(b'{"n": 0}\n')
+    await asyncio.sleep(0.1)
+    assert request.transport is not None
+    request.transport.abort()
+    return response
+
+
+@pytest.mark.parametrize("route", ["/stalls", "/dies"])
+async def test_an_answer_that_fails_half_way_is_cut_never_completed_or_followed_by_another(
+    route: str,
+) -> None:
+    """Once an answer's status and part of its body are out, a failing upstream cuts the connection: the
+    client sees a truncated answer, never a complete-looking one, and never a second answer (a 503)
+    inside the first one's body on a connection it would reuse."""
+    upstream_app = web.Application()
+    upstream_app.router.add_get("/stalls", stalls)
+    upstream_app.router.add_get("/dies", dies)
+    async with TestServer(upstream_app) as upstream:
+        app = web.Application(middlewares=[error_middleware])  # as in the gateway: errors become answers
+        app[UPSTREAM_KEY] = str(upstream.make_url("")).rstrip("/")
+        app.router.add_route("*", "/{tail:.*}", relay)
+        app[SESSION_KEY] = session = upstream_session(1)
+        try:
+            async with TestServer(app) as front:
+                reader, writer = await asyncio.open_connection(front.host, front.port)
+                writer.write(f"GET {route} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                await writer.drain()
+                received, closed = b"", False
+                with contextlib.suppress(TimeoutError):
+                    while chunk := await asyncio.wait_for(reader.read(65536), timeout=5):
+                        received += chunk
+                    closed = True
+                writer.close()
+        finally:
+            await session.close()
+    assert closed, f"the connection stayed open for another request after: {received!r}"
+    assert received.startswith(b"HTTP/1.1 200")
+    assert b'{"n": 0}' in received
+    assert received.count(b"HTTP/1.1") == 1, received
+    assert not received.endswith(b"0\r\n\r\n"), "the chunked answer was closed as if complete"

@@ -135,6 +135,22 @@ async def test_an_older_fact_never_wins_and_a_newer_one_does(
     assert await views.all_ids(reader) == []
 
 
+async def test_a_role_granted_while_a_collection_is_created_reaches_it(
+    views: ReaderViews, mongo_db: AsyncDatabase[Document]
+) -> None:
+    """A create inserts its collection, reads the project's role holders, then brings the views up to
+    date. A role granted between the read and the views' update is not among the holders the create saw,
+    and the project's view does not hold the new collection yet: the role's fan-out must find it among the
+    collections themselves, or the holder's list misses it for good."""
+    await new_collection(mongo_db, "old", owner=1)
+    await views.touch_all({view_key(EVERYONE): ["old"], view_key(EVERYONE, "p1"): ["old"]})
+    await new_collection(mongo_db, "new", owner=1)  # the create's insert; its holders read finds nobody
+    role = VisibilityFact(kind="role", on=True, version=1, project_id="p1", user_id=9)
+    assert await views.apply_facts([role]) == 1
+    await views.touch_all({view_key(EVERYONE): ["new"], view_key(EVERYONE, "p1"): ["new"]})  # the create ends
+    assert sorted(await check_dense(views, view_key(user_reader(9)))) == ["new", "old"]
+
+
 async def test_a_change_committed_but_not_written_out_is_seen_by_readers_and_finished_by_the_next_writer(
     views: ReaderViews, mongo_db: AsyncDatabase[Document]
 ) -> None:
