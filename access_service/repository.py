@@ -160,12 +160,16 @@ class AccessRepository:
         written(event)
 
     async def upsert_api_key(self, key_id: str, fields: Document, now: str, event: EventEnvelope) -> None:
-        """Make this exact key exist and be active (the operator's bootstrap key), with its event."""
-        await self.api_keys.update_one(
-            {"_id": key_id},
-            with_events({"$set": {**fields, "revoked_at": None}, "$setOnInsert": {"created_at": now}}, event),
-            upsert=True,
-        )
+        """Make this exact key exist (the operator's bootstrap key), with its event; a key revoked
+        meanwhile stays revoked (its `_id` is taken, so the upsert's insert is refused)."""
+        try:
+            await self.api_keys.update_one(
+                {"_id": key_id, "revoked_at": None},
+                with_events({"$set": fields, "$setOnInsert": {"created_at": now, "revoked_at": None}}, event),
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return
         written(event)
 
     async def api_key(self, key_id: str) -> Document | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 
 from access_service import keys
 from access_service.repository import USER_ARRAYS, VERSION_FIELD, AccessRepository
@@ -21,6 +22,8 @@ from shared.event_types import ApiKeyChanged, UserCreated, event
 from shared.events import EventEnvelope
 from shared.mongo import Document
 from shared.principal import Principal
+
+log = logging.getLogger(__name__)
 
 BOOTSTRAP_ADMIN_EMAIL = "admin@localhost"
 
@@ -211,6 +214,10 @@ class AccessService:
         key_id, secret = keys.split_key(api_key)
         stored = await self.repository.api_key(key_id)
         secret_hash = keys.hash_secret(secret)
+        if stored is not None and stored.get("revoked_at") is not None:
+            # Revoked through the API (a leak?): a restart must not bring it back. A new key id does.
+            log.error("HUB_ADMIN_API_KEY names key %s, which was revoked: it stays revoked", key_id)
+            return
         if (
             stored is not None
             and stored.get("revoked_at") is None

@@ -245,12 +245,12 @@ class Collections:
         self.lookup.remember(doc)
         if unique_name:
             self.lookup.names.remember(doc["name_key"], collection_id)
-        await self.views_follow(collection_id, views_token, created=doc)
-        if change is not None:
+        if change is not None:  # first, while the change is young (the views may take a while)
             # The created event stands for the first members too (as it always has): no members event.
             doc, _ = await self.membership.complete(
                 change, first, actor=principal.user_id, project_id=project_id, announce=False
             )
+        await self.views_follow(collection_id, views_token, created=doc)
         return doc
 
     async def import_collection(self, principal: Principal, data: CollectionImport) -> Document:

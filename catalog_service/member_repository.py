@@ -23,7 +23,7 @@ flip them while it is pending), so `recover` finds exactly them, and finishes it
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,6 +65,7 @@ class PendingChange:
     # Other changes pending when this one began: their members are not this change's to flip.
     held: tuple[str, ...]
     collection: Document
+    began_ms: int = 0  # when `begin` ran (wall clock): the change must be applied well before it goes stale
 
 
 class MemberRepository:
@@ -121,6 +122,7 @@ class MemberRepository:
             first_position=int(before.get(POSITION, 0)),
             held=tuple(before.get(PENDING) or {}),
             collection=before,
+            began_ms=now_ms,
         )
 
     def begin_with_new_collection(
@@ -133,7 +135,7 @@ class MemberRepository:
         doc[PENDING_COUNT] = 1
         doc[CHANGE_NUMBER] = 1
         doc[POSITION] = count
-        return PendingChange(op_id, doc["_id"], kind, True, 1, 0, (), doc)
+        return PendingChange(op_id, doc["_id"], kind, True, 1, 0, (), doc, began_ms=now_ms)
 
     async def apply(self, change: PendingChange, item_ids: Sequence[str]) -> list[str]:
         """Flip the members; return the ids this change flipped (in the order given)."""
@@ -246,7 +248,7 @@ class MemberRepository:
         )
         return found is not None
 
-    async def item_ids(self, collection_id: str, kind: MemberKind) -> AsyncIterator[str]:
+    async def item_ids(self, collection_id: str, kind: MemberKind) -> AsyncGenerator[str, None]:
         """The item ids of one collection's members, by position (an equality on the members index; an
         `$in` of several collections would be a scan on nx-27017)."""
         cursor = self.members.find(

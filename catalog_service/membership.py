@@ -7,10 +7,13 @@ ids that changed. A change a crash interrupted is finished by `recover_stale` (d
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+
+import pymongo
 
 from catalog_service.items import Registry
 from catalog_service.lookup import CollectionLookup, collection_not_found, selector_of
@@ -23,7 +26,7 @@ from catalog_service.member_repository import (
 from catalog_service.repository import WITHOUT_MEMBERS, ItemKind
 from shared import event_types as ev
 from shared.clock import timestamp
-from shared.errors import Dialect, Invalid
+from shared.errors import Dialect, Invalid, Unavailable
 from shared.events import EventEnvelope
 from shared.mongo import Document
 from shared.principal import Principal
@@ -39,6 +42,7 @@ EVENTS: dict[tuple[MemberKind, bool], str] = {
     ("model", False): "catalog.collection.models_unlinked",
 }
 MIGRATION_BATCH = 100
+REPLACE_CHUNK = 10_000  # members removed per change by a full replace (one event each)
 
 
 def now_ms() -> int:
@@ -119,8 +123,18 @@ class Membership:
         known: dict[str, Document] | None = None,
         announce: bool = True,
     ) -> tuple[Document, list[str]]:
-        """Steps 2 and 3 of a change that `begin` started (`announce=False`: no event for the members)."""
-        changed = await self.members.apply(change, ids)
+        """Steps 2 and 3 of a change that `begin` started (`announce=False`: no event for the members).
+
+        Step 2 must be over well before recovery may take the change for a crashed one (the stale limit):
+        it is not started past half that limit, and is bounded by what is left of it (`pymongo.timeout`
+        sets the server's time limit too). A late change answers 503, and recovery finishes it with
+        whatever it flipped; without the bound, a write landing after recovery read the change would flip
+        members that no count and no event ever tells."""
+        remaining = (change.began_ms + self.stale_after_ms // 2 - now_ms()) / 1000
+        if remaining <= 0:
+            raise Unavailable("this change took too long, try again")
+        with pymongo.timeout(remaining):
+            changed = await self.members.apply(change, ids)
         update: Document = {"$set": {"updated_at": timestamp()}}
         events = [member_event(change, changed, actor, project_id)] if changed and announce else []
         doc = await self.members.finish(change, len(changed), update, events, WITHOUT_MEMBERS)
@@ -196,13 +210,29 @@ class Membership:
         self, principal: Principal, collection_id: str, nodes: list[str], *, expected_name: str | None
     ) -> Document:
         """Dialect A's full replace: remove what is not in `nodes`, then add what is new (kept ones stay
-        where they were); the collection after."""
+        where they were); the collection after.
+
+        Whatever the collection holds, memory and each change stay bounded: the members to remove are
+        found a chunk at a time (each pass reads from the first member on; the removed ones are gone from
+        the next), and each chunk is one change with its own event."""
+        ref = await self.lookup.ref(collection_id)
+        await self.lookup.require(principal, ref, "write")
         wanted = list(dict.fromkeys(nodes))
         keep = set(wanted)
-        current = [item async for item in self.members.item_ids(collection_id, "node")]
-        present = set(current)
+        present: set[str] = set()
         doc = None
-        if gone := [item for item in current if item not in keep]:
+        while True:
+            gone: list[str] = []
+            async with contextlib.aclosing(self.members.item_ids(collection_id, "node")) as members:
+                async for item in members:
+                    if item in keep:
+                        present.add(item)
+                    elif len(gone) < REPLACE_CHUNK:
+                        gone.append(item)
+                    else:
+                        break
+            if not gone:
+                break
             doc, _ = await self.change(
                 principal, collection_id, "node", gone, add=False, expected_name=expected_name
             )
@@ -211,8 +241,6 @@ class Membership:
                 principal, collection_id, "node", new, add=True, expected_name=expected_name
             )
         if doc is None:
-            ref = await self.lookup.ref(collection_id)
-            await self.lookup.require(principal, ref, "write")
             doc = await self.lookup.repo.collection(collection_id, WITHOUT_MEMBERS)
         if doc is None:
             raise collection_not_found()

@@ -9,7 +9,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from collections_hub.stack import EmbeddedStack
-from tests.support import Hub, find_event, json_of, new_project
+from tests.support import Hub, find_event, json_of, new_project, wait_for_history
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -558,6 +558,17 @@ async def test_a_large_collection_takes_more_and_dedupes(hub: Hub, project: str)
     assert len(got["members"]) == 20_049
     assert got["members"][0] == "node-0-00000"
     assert got["members"][-1] == "x48"
+    # A full replace removes the rest in changes of at most 10,000 members, one event each (one change of
+    # them all would not fit its event in a document at a few hundred thousand members).
+    status, replaced = await json_of(
+        hub, "PATCH", f"{project}/huge", json={"members": ["x48", "node-1-09999", "brand-new"]}
+    )
+    assert (status, replaced["members"]) == (200, ["node-1-09999", "x48", "brand-new"])
+    await wait_for_history(hub, replaced["id"], 8)  # created, three adds, three removals, one add
+    _, history = await json_of(hub, "GET", f"/v1/collections/{replaced['id']}/history?pageSize=100")
+    # Each entry's targets are the collection and the members its event names.
+    removals = [len(e["event_targets"]) - 1 for e in history["data"] if e["event_type"] == "MEMBERS_REMOVED"]
+    assert sorted(removals) == [47, 10_000, 10_000]
 
 
 async def test_null_where_a_value_is_needed_is_a_4xx_and_changes_nothing(hub: Hub, project: str) -> None:

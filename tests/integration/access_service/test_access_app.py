@@ -6,6 +6,7 @@ import asyncio
 
 from pydantic import SecretStr
 
+from access_service import keys
 from access_service.app import create_app
 from access_service.settings import AccessSettings
 from shared.principal import Principal, internal_headers
@@ -49,6 +50,26 @@ async def test_bootstrap_admin_is_idempotent_across_restarts(
             db = client.app[DB_KEY]
             assert await db["users"].count_documents({"email_key": "admin@localhost"}) == 1
             assert await db["api_keys"].count_documents({}) == 1
+            await quiesce(client.app)
+
+
+async def test_a_revoked_bootstrap_key_stays_revoked_across_restarts(
+    serve: AppRunner, mongodb_url: str, nats_url: str, db_name: str
+) -> None:
+    """An admin revokes the operator's HUB_ADMIN_API_KEY (it leaked): a restart with the variable still
+    set must not bring it back."""
+    key_id, _ = keys.split_key("operator-chosen-key")
+    for start in range(2):
+        async with serve(
+            create_app(settings(mongodb_url, nats_url, db_name, "operator-chosen-key"))
+        ) as client:
+            if start == 0:
+                revoked = await client.delete(f"/admin/api-keys/{key_id}", headers=as_admin())
+                assert revoked.status == 200
+            response = await client.post(
+                "/internal/principals/by-api-key", json={"key": "operator-chosen-key"}, headers=as_admin()
+            )
+            assert response.status == 401, start
             await quiesce(client.app)
 
 

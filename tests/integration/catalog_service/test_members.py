@@ -13,9 +13,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from catalog_service.items import Registry
 from catalog_service.lookup import CollectionLookup
 from catalog_service.member_repository import PENDING, PENDING_COUNT, MemberRepository, PendingChange
-from catalog_service.membership import Membership
+from catalog_service.membership import Membership, now_ms
 from catalog_service.repository import CatalogRepository
 from shared.authz import AccessDecisions
+from shared.errors import Unavailable
 from shared.internal import InternalClient
 from shared.mongo import Document
 
@@ -30,7 +31,7 @@ async def membership(mongo_db: AsyncDatabase[Document]) -> AsyncIterator[Members
     async with ClientSession() as session:
         access = AccessDecisions(InternalClient(session, "http://127.0.0.1:9", "unused"))
         yield Membership(
-            members, CollectionLookup(repository, access), Registry(repository), stale_after_seconds=0.0
+            members, CollectionLookup(repository, access), Registry(repository), stale_after_seconds=60.0
         )
 
 
@@ -54,10 +55,14 @@ async def new_collection(db: AsyncDatabase[Document], collection_id: str, **fiel
     )
 
 
-async def begin(membership: Membership, collection_id: str, count: int, *, add: bool) -> PendingChange:
-    """Step 1 of a node change (no permission check: that is the use case's, tested end to end)."""
+async def begin(
+    membership: Membership, collection_id: str, count: int, *, add: bool, at_ms: int | None = None
+) -> PendingChange:
+    """Step 1 of a node change (no permission check: that is the use case's, tested end to end), now or
+    at `at_ms` (0: long enough ago for recovery to take it for a crashed one)."""
+    began = now_ms() if at_ms is None else at_ms
     change = await membership.members.begin(
-        {"_id": collection_id}, "node", add=add, count=count, actor=1, now_ms=0
+        {"_id": collection_id}, "node", add=add, count=count, actor=1, now_ms=began
     )
     assert change is not None
     return change
@@ -126,7 +131,7 @@ async def test_a_change_interrupted_after_apply_is_finished_once_by_recovery(
     """A crash between apply and finish: its members are held from other changes, and recovery counts and
     announces exactly them, with the change's id as event id, once."""
     await new_collection(mongo_db, "c3")
-    crashed = await begin(membership, "c3", 2, add=True)
+    crashed = await begin(membership, "c3", 2, add=True, at_ms=0)
     assert await membership.members.apply(crashed, ["m1", "m2"]) == ["m1", "m2"]
     # A later change may not take the crashed change's members away while it is pending.
     later = await begin(membership, "c3", 2, add=False)
@@ -147,6 +152,23 @@ async def test_a_change_interrupted_after_apply_is_finished_once_by_recovery(
         await begin(membership, "c3", 1, add=False), ["m1"], actor=1, project_id="p1"
     )
     assert removed == ["m1"]
+
+
+async def test_a_change_too_old_to_apply_safely_is_refused_and_left_to_recovery(
+    membership: Membership, mongo_db: AsyncDatabase[Document]
+) -> None:
+    """A change whose apply would start past half the stale limit is refused (503) without flipping
+    anything: recovery may be about to take it for a crashed one, and a write landing after recovery read
+    it would flip members no count or event ever tells. Recovery then finishes it with nothing changed."""
+    await new_collection(mongo_db, "c5")
+    late = await begin(membership, "c5", 2, add=True, at_ms=now_ms() - 61_000)
+    with pytest.raises(Unavailable):
+        await membership.complete(late, ["a", "b"], actor=1, project_id="p1")
+    assert await members_of(membership, "c5") == []
+    assert await membership.recover_stale() == 1
+    doc = await mongo_db["collections"].find_one({"_id": "c5"})
+    assert doc is not None
+    assert (doc["node_count"], doc[PENDING], doc["outbox"]) == (0, {}, {})
 
 
 async def test_an_older_change_cannot_flip_a_member_a_newer_pending_one_flipped(
