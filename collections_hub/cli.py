@@ -19,6 +19,7 @@ from collections_hub.client import Hub
 from collections_hub.client.errors import Conflict
 from collections_hub.client.transport import Credentials
 from collections_hub.console import (
+    EXIT_INTERRUPTED,
     EXIT_PARTIAL,
     EXIT_USAGE,
     admin_key,
@@ -227,10 +228,11 @@ def migrate(
     as_json: bool,
 ) -> int:
     """Copy everything the key's user owns at a dialect B or C service into this hub (resumable)."""
-    journal = Journal(state or state_path(source, dialect, api_key), source)
+    resume = "interrupted; run the same command again to continue"  # the journal says where
     with ExitStack() as resources:
         bars = resources.enter_context(progress_bars(not as_json))
-        resources.enter_context(friendly_errors(source if dry_run else f"{source} or {url}"))
+        resources.enter_context(friendly_errors(source if dry_run else f"{source} or {url}", resume))
+        journal = Journal(state or state_path(source, dialect, api_key), source)
         resources.callback(journal.close)
         source_hub = resources.enter_context(
             Hub(source, credentials=Credentials.for_dialect(api_key, dialect), rate=rate)
@@ -283,7 +285,12 @@ def export_command(
     """Write one project's or one user's collections, members, shares and history as JSON Lines."""
     if project and user_id is not None:
         fail("give --project or --user, not both", EXIT_USAGE)
-    with progress_bars(not as_json) as bars, friendly_errors(url), Hub(url, api_key=hub_key(api_key)) as hub:
+    interrupted = "interrupted; the file is incomplete (import refuses it): run the export again"
+    with (
+        progress_bars(not as_json) as bars,
+        friendly_errors(url, interrupted),
+        Hub(url, api_key=hub_key(api_key)) as hub,
+    ):
         exporter = Exporter(
             hub,
             output,
@@ -311,6 +318,18 @@ def import_rows(report: ImportReport) -> list[tuple[str, str]]:
         ("item ids remapped (taken here)", str(len(report.items_remapped))),
         ("history entries not imported", str(report.history_skipped)),
     ]
+
+
+def import_interrupted(report: ImportReport) -> str:
+    """What Ctrl-C during an import leaves: nothing before the file is checked, else the collections made
+    so far, which a rerun would make again (an import keeps no journal)."""
+    made = len(report.collection_ids)
+    if not made:
+        return "interrupted before any collection was imported"
+    return (
+        f"interrupted after creating {made} collection(s) here, the last perhaps in part; running the same "
+        "import again creates every collection again, as copies"
+    )
 
 
 def owner_key(url: str, email: str) -> str:
@@ -348,7 +367,10 @@ def import_command(
         importer = Importer(
             hub, admin=admin, project=project_arg(project), on_collection=collection_bar(bars, "collections")
         )
-        report = importer.run(file)
+        try:
+            report = importer.run(file)
+        except KeyboardInterrupt:
+            fail(import_interrupted(importer.report), EXIT_INTERRUPTED)
     emit(report, as_json, "import", import_rows)
     return 0
 

@@ -30,9 +30,10 @@ from rich.text import Text
 
 from collections_hub.client.errors import ApiError, HubConnectionError
 from collections_hub.transfer.archive import ArchiveError
+from collections_hub.transfer.journal import JournalError
 
 # Exit codes (docs/cli.md): 1 the server refused, 2 usage or configuration, 3 the hub cannot be reached,
-# 4 finished but some collections failed, 130 interrupted (a rerun continues where it stopped).
+# 4 finished but some collections failed, 130 interrupted (a rerun of migrate continues where it stopped).
 EXIT_API, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_PARTIAL, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 
 stderr = Console(stderr=True)
@@ -64,8 +65,9 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 @contextmanager
-def friendly_errors(url: str) -> Iterator[None]:
-    """Turn the client's exceptions into one line and an exit code."""
+def friendly_errors(url: str, interrupted: str = "interrupted") -> Iterator[None]:
+    """Turn the client's exceptions into one line and an exit code; Ctrl-C prints `interrupted`, which
+    says what a rerun would do where the command knows it."""
     try:
         yield
     except HubConnectionError as exc:
@@ -73,12 +75,12 @@ def friendly_errors(url: str) -> Iterator[None]:
     except ApiError as exc:
         hint = {401: " (check the API key)", 404: " (not found, or not visible to this key)"}
         fail(f"{url} answered {exc.message}{hint.get(exc.status or 0, '')}", EXIT_API)
-    except ArchiveError as exc:
+    except (ArchiveError, JournalError) as exc:
         fail(str(exc), EXIT_USAGE)
     except ValidationError as exc:  # the hub's request models refused an input before it was sent
         fail(f"invalid input: {'; '.join(str(e['msg']) for e in exc.errors())}", EXIT_USAGE)
     except KeyboardInterrupt:
-        fail("interrupted; run the same command again to continue", EXIT_INTERRUPTED)
+        fail(interrupted, EXIT_INTERRUPTED)
 
 
 class RateColumn(ProgressColumn):

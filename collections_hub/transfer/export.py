@@ -8,7 +8,7 @@ category, visibility, owner, original title; C: thumbnail and counts), assets an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -83,12 +83,9 @@ class Exporter:
     def _user(self) -> None:
         """The personal project (where B and C put collections), then owned ones elsewhere (no nodes)."""
         seen: set[str] = set()
-        try:
-            for spooled in project_collections(self.hub, project_path(PERSONAL, f"user-{self.user_id}")):
-                seen.add(spooled.fields["id"])
-                self._collection(spooled.fields, spooled)
-        except NotFound:
-            pass  # no personal project: the user never created a collection through B or C
+        for spooled in self._personal():
+            seen.add(spooled.fields["id"])
+            self._collection(spooled.fields, spooled)
         for c in self.hub.collections.list():
             if c.ownerId == str(self.user_id) and c.id not in seen:
                 self.report.warnings.append(
@@ -96,6 +93,14 @@ class Exporter:
                     "(the API reads nodes only by project and name)"
                 )
                 self._collection({"id": c.id, "name": c.name, "metadata": {}, "datasetId": None}, None)
+
+    def _personal(self) -> Iterator[SpooledCollection]:
+        """The personal project's collections; none when it is missing. Only the listing's 404 means that:
+        one while a collection is written (deleted meanwhile) stops the export."""
+        try:
+            yield from project_collections(self.hub, project_path(PERSONAL, f"user-{self.user_id}"))
+        except NotFound:
+            return  # no personal project: the user never created a collection through B or C
 
     def _collection(self, fields: dict[str, Any], spooled: SpooledCollection | None) -> None:
         cid = fields["id"]

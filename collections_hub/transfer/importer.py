@@ -12,14 +12,14 @@ writes it, so the import's own history (created, linked, shared) replaces it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from collections_hub.client import Hub
 from collections_hub.client.errors import BadRequest, Conflict
 from collections_hub.client.ops import MAX_LINK_IDS, chunks
-from collections_hub.transfer.archive import read
+from collections_hub.transfer.archive import checked
 from collections_hub.transfer.items import register
 from collections_hub.transfer.people import People
 from shared.principal import Principal
@@ -68,9 +68,9 @@ class Importer:
         self.current_members = 0
         self._principal: Principal | None = None
 
-    def run(self, lines: Iterable[str]) -> ImportReport:
-        """Import every record; the file is checked as it is read (a cut-short file stops with an error)."""
-        for record in read(lines):
+    def run(self, file: IO[str]) -> ImportReport:
+        """Import every record, once the whole file is checked (a cut-short file imports nothing)."""
+        for record in checked(file):
             handler = getattr(self, f"_on_{record['type']}", None)
             if handler is not None:
                 handler(record)
@@ -199,8 +199,9 @@ class Importer:
         self.report.history_skipped += 1
 
     def _current(self, record: dict[str, Any]) -> _Current:
-        if self.current is None or self.current.source_id != record["collection"]:
-            raise ValueError(f"{record['type']} record for {record['collection']} outside its collection")
+        # `archive.read` refuses a record outside its collection before anything is imported.
+        assert self.current is not None
+        assert self.current.source_id == record["collection"]
         return self.current
 
     def _finish_collection(self) -> None:

@@ -2,7 +2,9 @@
 
 Each finished step appends one line and flushes it, so a step costs the same however much was copied
 before, and a run stopped at any point (Ctrl-C, a network failure, kill -9) leaves a journal whose last
-complete line says exactly what was done. A torn last line (killed mid-write) is ignored.
+complete line says exactly what was done. A torn last line (killed mid-write) is ignored, and cut off
+before the next append so that line starts clean. The first line names the source (`start`): a journal
+is never continued for another source.
 """
 
 from __future__ import annotations
@@ -22,34 +24,47 @@ class Progress:
     intent_since: str | None = None  # a create was sent at this time; its answer may have been lost
 
 
+class JournalError(ValueError):
+    """The state file belongs to another migration, or is not a journal."""
+
+
 class Journal:
     """Replays the state file, then appends to it."""
 
     def __init__(self, path: Path, source: str) -> None:
-        self.path = path
+        self.path, self.source = path, source
         self.collections: dict[str, Progress] = {}
         self.items: dict[str, str] = {}  # "asset:<source id>" -> destination id
+        self.started = False  # the `start` line is written
+        self._complete = 0  # bytes of complete lines: the next append starts there
         self._file: IO[str] | None = None
         if path.exists():
-            self._replay(source)
+            self._replay()
 
-    def _replay(self, source: str) -> None:
-        with self.path.open(encoding="utf-8") as file:
-            for line in file:
+    def _replay(self) -> None:
+        with self.path.open("rb") as file:
+            for number, line in enumerate(file, 1):
+                if not line.endswith(b"\n"):
+                    return  # a torn last line
                 try:
-                    record = json.loads(line)
-                except ValueError:
-                    break  # a torn last line
-                self._apply(record, source)
+                    self._apply(json.loads(line))
+                except JournalError:
+                    raise
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise JournalError(
+                        f"{self.path} line {number} is not a migration journal record"
+                    ) from exc
+                self._complete += len(line)
 
-    def _apply(self, record: dict[str, Any], source: str) -> None:
+    def _apply(self, record: dict[str, Any]) -> None:
         kind = record["op"]
-        if kind == "start" and record["source"] != source:
-            raise ValueError(f"{self.path} records a migration from {record['source']}, not {source}")
+        if kind == "start" and record["source"] != self.source:
+            raise JournalError(f"{self.path} records a migration from {record['source']}, not {self.source}")
+        if kind == "start":
+            self.started = True
+            return
         if kind == "item":
             self.items[record["key"]] = record["dest"]
-            return
-        if kind == "start":
             return
         progress = self.collections.setdefault(record["source_id"], Progress())
         if kind == "intent":
@@ -61,15 +76,21 @@ class Journal:
             progress.steps.add(record["step"])
 
     def append(self, record: dict[str, Any]) -> None:
-        """Record one finished step (applied to the in-memory state too)."""
+        """Record one finished step (applied to the in-memory state too); the first names the source."""
+        if not self.started:
+            self._write({"op": "start", "source": self.source})
+        self._write(record)
+
+    def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
+            self._file.truncate(self._complete)  # a torn last line goes; append mode writes at the end
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         # Flushed, not fsynced: a killed process loses nothing the OS holds; a power cut may lose a line,
         # which a rerun repairs (every step is safe to repeat).
         self._file.flush()
-        self._apply(record, record.get("source", ""))
+        self._apply(record)
 
     def progress(self, source_id: str) -> Progress:
         """The progress of one source collection."""

@@ -37,7 +37,9 @@ def _parse(raw: IO[bytes]) -> Iterator[SpooledCollection | int]:
     builder: Any = None
     spool: IO[str] | None = None
     count = 0
-    for prefix, event, value in ijson.parse(raw):
+    # Numbers as float, not ijson's default Decimal (which json.dumps refuses): the hub wrote them from
+    # floats, so the value is the same; integers stay int (MongoDB holds at most 64 bits, as ijson here).
+    for prefix, event, value in ijson.parse(raw, use_float=True):
         if builder is None:
             if prefix == "collections.item" and event == "start_map":
                 builder, count = ijson.ObjectBuilder(), 0

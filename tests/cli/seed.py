@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from collections_hub.cli import main
 from collections_hub.client import Hub
 from collections_hub.client.models import ApiKeyCreated, UserPublic
 from collections_hub.stack import EmbeddedStack
@@ -74,3 +76,20 @@ def seed(stack: EmbeddedStack, count: int, *, items: int = 3, with_models: bool 
                 lambda linked: len(linked) >= links,
             )
     return library
+
+
+def personal_library(stack: EmbeddedStack) -> tuple[UserPublic, ApiKeyCreated]:
+    """A user whose personal project holds two collections: "scored" (node members and a decimal in its
+    metadata) and "plain"."""
+    owner, key = new_user(stack, "owner")
+    with Hub(stack.gateway_url, api_key=key.key) as hub:
+        personal = hub.project("personal", f"user-{owner.id}")
+        personal.create("scored", members=["node-1", "node-2"], metadata={"score": 0.5})
+        personal.create("plain", description="nothing in it")
+    return owner, key
+
+
+def export_user(stack: EmbeddedStack, user_id: int, path: Path) -> None:
+    """`collections-hub export --user` into `path`, with the admin key."""
+    args = ["--url", stack.gateway_url, "--api-key", stack.admin_api_key, "--json"]
+    assert main(["export", "--user", str(user_id), "-o", str(path), *args]) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,10 @@ from typing import Any
 import pytest
 
 from collections_hub.cli import main
-from collections_hub.client import Hub
+from collections_hub.client import Hub, NotFound
 from collections_hub.stack import EmbeddedStack
-from tests.cli.seed import seed
+from collections_hub.transfer.export import Exporter
+from tests.cli.seed import export_user, new_user, personal_library, seed
 
 NODES = [f"node-{n:05d}" for n in range(2_500)]
 
@@ -99,3 +101,40 @@ def test_import_refuses_a_cut_short_file(
     err = capsys.readouterr().err
     assert "cut short" in err
     assert "Traceback" not in err
+
+
+def test_decimal_metadata_survives_export_and_import(
+    stack: EmbeddedStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A collection whose metadata holds 0.5 exports (no crash on the decimal) and imports as 0.5."""
+    monkeypatch.setenv("HUB_ADMIN_API_KEY", stack.admin_api_key)
+    owner, _ = personal_library(stack)
+    path = tmp_path / "scored.jsonl"
+    export_user(stack, owner.id, path)
+    scored = next(r for r in records(path) if r["type"] == "collection" and r["name"] == "scored")
+    assert scored["metadata"] == {"score": 0.5}
+
+    dest, key = new_user(stack, "dest")
+    assert main(["import", str(path), "--url", stack.gateway_url, "--api-key", key.key, "--json"]) == 0
+    capsys.readouterr()
+    with Hub(stack.gateway_url, api_key=key.key) as hub:
+        assert hub.project("personal", f"user-{dest.id}").retrieve("scored").metadata == {"score": 0.5}
+
+
+def test_a_collection_deleted_during_a_user_export_stops_it(stack: EmbeddedStack) -> None:
+    """A collection deleted while a user's export runs stops the export with its 404, instead of leaving
+    out the collections after it (or writing them without node members) and finishing as if complete."""
+    owner, key = personal_library(stack)
+    out = io.StringIO()
+    with Hub(stack.gateway_url, api_key=key.key) as hub:
+        ids = {c.id for c in hub.collections.list() if c.ownerId == str(owner.id)}
+
+        def delete_the_rest(_members: int) -> None:
+            written = {
+                r["id"] for r in map(json.loads, out.getvalue().splitlines()) if r["type"] == "collection"
+            }
+            for cid in ids - written:
+                hub.collections.delete(cid)
+
+        with pytest.raises(NotFound):
+            Exporter(hub, out, on_collection=delete_the_rest).run()

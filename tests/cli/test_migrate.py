@@ -15,6 +15,7 @@ import pytest
 from collections_hub.cli import main
 from collections_hub.client import Hub
 from collections_hub.stack import EmbeddedStack
+from collections_hub.transfer.journal import Journal
 from tests.cli.copies import owned, without_ids
 from tests.cli.seed import new_user, seed
 
@@ -130,3 +131,43 @@ def test_dry_run_lists_the_plan_and_writes_nothing(
     ]
     assert owned(stack.gateway_url, dest_key.key) == {}
     assert not (tmp_path / "migrations").exists()
+
+
+def test_a_journal_line_torn_by_a_kill_is_cut_before_the_rerun_appends(tmp_path: Path) -> None:
+    """kill -9 mid-write leaves half a line: the rerun's own progress is still known to the run after it
+    (it is not written onto the fragment and lost, which would make a third run copy it again)."""
+    state, source = tmp_path / "state.jsonl", "https://hosted.example"
+    first = Journal(state, source)
+    first.append({"op": "item", "key": "asset:a", "dest": "a"})
+    first.close()
+    with state.open("a", encoding="utf-8") as file:
+        file.write('{"op":"item","key":"asset:b","de')  # killed here
+    rerun = Journal(state, source)
+    assert rerun.items == {"asset:a": "a"}
+    rerun.append({"op": "item", "key": "asset:c", "dest": "c"})
+    rerun.close()
+    assert Journal(state, source).items == {"asset:a": "a", "asset:c": "c"}
+
+
+def test_a_state_file_of_another_source_is_refused(
+    remote: EmbeddedStack,
+    stack: EmbeddedStack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--state` of a migration from elsewhere: one line naming both sources, exit 2, nothing copied."""
+    state = tmp_path / "state.jsonl"
+    elsewhere = Journal(state, "https://elsewhere.example")
+    elsewhere.append({"op": "item", "key": "asset:a", "dest": "a"})
+    elsewhere.close()
+    library = seed(remote, 1, items=1)
+    _, dest_key = new_user(stack, "dest")
+    monkeypatch.setenv("HUB_ADMIN_API_KEY", stack.admin_api_key)
+    args = [*migrate_args(remote, stack, "b", library.key.key, dest_key.key), "--state", str(state)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "https://elsewhere.example" in err
+    assert remote.gateway_url in err
+    assert len(err.strip().splitlines()) == 1
+    assert owned(stack.gateway_url, dest_key.key) == {}
