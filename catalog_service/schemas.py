@@ -8,6 +8,8 @@ from typing import Annotated, Any, ClassVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from shared.requests import QueryInt
+
 MAX_IDS_PER_CALL = 49  # dialect C's documented limit for assets/models per call
 MAX_MEMBERS_PER_CALL = 10_000  # dialect A: a bound on one request's member list
 
@@ -132,8 +134,8 @@ class ListQueryA(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    page: int = Field(default=1, ge=1, le=1_000_000, description="Page number (1-based)")
-    pageSize: int = Field(default=50, ge=1, le=200, description="Items per page (max 200)")  # noqa: N815
+    page: QueryInt = Field(default=1, ge=1, le=1_000_000, description="Page number (1-based)")
+    pageSize: QueryInt = Field(default=50, ge=1, le=200, description="Items per page (max 200)")  # noqa: N815
     datasetId: ItemId | None = Field(default=None, description="Filter by parent dataset")  # noqa: N815
 
 
@@ -219,7 +221,7 @@ class ListQueryC(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    pageSize: int = Field(default=10, ge=1, le=100, description="Collections per page (1-100)")  # noqa: N815
+    pageSize: QueryInt = Field(default=10, ge=1, le=100, description="Collections per page (1-100)")  # noqa: N815
     paginationToken: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(  # noqa: N815
         default=None, description="The `nextPaginationToken` of the previous page"
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.requests import QueryInt
+
 # Dialect B answers 20 entries a page (its document shows no page size parameter).
 PAGE_SIZE_V2 = 20
 
@@ -85,8 +87,8 @@ class HistoryQueryA(CamelModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    page: int = Field(default=1, ge=1, le=1_000_000, description="Page number (1-based)")
-    page_size: int = Field(
+    page: QueryInt = Field(default=1, ge=1, le=1_000_000, description="Page number (1-based)")
+    page_size: QueryInt = Field(
         default=50, ge=1, le=200, alias="pageSize", description="Entries per page (max 200)"
     )
 
@@ -106,7 +108,9 @@ class HistoryQueryC(CamelModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    page_size: int = Field(default=10, ge=1, le=100, alias="pageSize", description="Entries per page (1-100)")
+    page_size: QueryInt = Field(
+        default=10, ge=1, le=100, alias="pageSize", description="Entries per page (1-100)"
+    )
     pagination_token: str | None = Field(
         default=None, alias="paginationToken", description="The `nextPaginationToken` of the previous page"
     )

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, TypeVar
+import re
+from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from shared.errors import Invalid, ValidationFailed
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def _plain_digits(value: Any) -> Any:
+    """A number from a query string is written in plain ASCII digits: no sign, space, point, underscore."""
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("must be a whole number written in digits")
+    return value
+
+
+# An integer query parameter (`page`, `pageSize`): pydantic alone would read "+5", " 5", "5.0" and "5_0".
+QueryInt = Annotated[int, BeforeValidator(_plain_digits)]
 
 
 def describe(error: ValidationError) -> str:
@@ -95,5 +108,9 @@ async def parse_body(request: web.Request, model: type[ModelT]) -> ModelT:
 
 
 def parse_query(request: web.Request, model: type[ModelT]) -> ModelT:
-    """The query string as `model` (values arrive as strings; the model decides how to read them)."""
+    """The query string as `model` (values arrive as strings; the model decides how to read them). A
+    parameter given twice is refused: which one counts would be a guess."""
+    if len(request.query) != len(set(request.query)):
+        twice = next(key for key in request.query if len(request.query.getall(key)) > 1)
+        raise ValidationFailed(f"{twice}: given more than once")
     return validate(model, dict(request.query))

@@ -222,6 +222,14 @@ async def test_huge_ids_in_bodies_and_paths_are_4xx(hub: Hub, world: World) -> N
         ("A", "datasetId=%00"),
         ("C", "paginationToken=" + "A" * 5000),
         ("C", "paginationToken=%ff%fe"),
+        # Numbers not written in plain digits (pydantic alone reads each of these as 5 or 50).
+        ("AC", "pageSize=%2B5"),
+        ("AC", "pageSize=%205"),
+        ("AC", "pageSize=5.0"),
+        ("AC", "pageSize=5_0"),
+        ("A", "page=%2B1"),
+        # A parameter given twice: which would count is a guess.
+        ("AC", "pageSize=1&pageSize=100"),
     ],
 )
 async def test_hostile_queries_are_4xx(hub: Hub, world: World, dialects: str, query: str) -> None:
