@@ -161,12 +161,18 @@ async def test_an_answer_longer_than_the_timeout_arrives_whole_while_it_flows() 
             await session.close()
 
 
-async def stalls(request: web.Request) -> web.StreamResponse:
-    """An answer that starts, then stops sending for longer than the gateway's upstream timeout."""
+async def started(request: web.Request) -> web.StreamResponse:
+    """An answer of unknown length whose status and first line are sent."""
     response = web.StreamResponse()
     response.content_type = "application/x-ndjson"
     await response.prepare(request)
     await response.write(b'{"n": 0}\n')
+    return response
+
+
+async def stalls(request: web.Request) -> web.StreamResponse:
+    """An answer that starts, then stops sending for longer than the gateway's upstream timeout."""
+    response = await started(request)
     await asyncio.sleep(3)
     await response.write_eof()
     return response
@@ -174,10 +180,7 @@ async def stalls(request: web.Request) -> web.StreamResponse:
 
 async def dies(request: web.Request) -> web.StreamResponse:
     """An answer that starts, then loses its connection (the upstream crashed)."""
-    response = web.StreamResponse()
-    response.content_type = "application/x-ndjson"
-    await response.prepare(request)
-    await response.write(b'{"n": 0}\n')
+    response = await started(request)
     await asyncio.sleep(0.1)
     assert request.transport is not None
     request.transport.abort()
