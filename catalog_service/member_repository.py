@@ -225,12 +225,14 @@ class MemberRepository:
         return doc
 
     # --- recovery -----------------------------------------------------------------------------------------
-    async def collections_with_pending_changes(self, limit: int = 100) -> list[Document]:
-        """Collections holding pending marks (with the marks and what an event needs)."""
+    async def collections_with_pending_changes(self) -> AsyncGenerator[Document, None]:
+        """Every collection holding pending marks (with the marks and what an event needs), streamed in
+        batches: a stale change must not wait behind any number of fresh ones."""
         cursor = self.collections.find(
-            {PENDING_COUNT: {"$gt": 0}}, {PENDING: 1, "project_id": 1, "thumbnail": 1}, limit=limit
+            {PENDING_COUNT: {"$gt": 0}}, {PENDING: 1, "project_id": 1, "thumbnail": 1}, batch_size=100
         )
-        return await cursor.to_list()
+        async for doc in cursor:
+            yield doc
 
     async def flipped_by(self, change: PendingChange) -> tuple[list[str], int]:
         """The ids a change flipped, read back from the members it holds (in position order), and the

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 import pymongo
+from pymongo.errors import PyMongoError
 
 from catalog_service.items import Registry
 from catalog_service.lookup import CollectionLookup, collection_not_found, selector_of
@@ -261,32 +262,44 @@ class Membership:
         publish exactly the members it flipped. Returns how many changes it finished."""
         cutoff = now_ms() - self.stale_after_ms
         finished = 0
-        for doc in await self.members.collections_with_pending_changes():
+        async for doc in self.members.collections_with_pending_changes():
             for op_id, mark in (doc.get(PENDING) or {}).items():
                 if int(mark.get("t", 0)) > cutoff:
                     continue
-                change = PendingChange(
-                    op_id=op_id,
-                    collection_id=doc["_id"],
-                    kind=mark["k"],
-                    add=bool(mark["a"]),
-                    number=0,
-                    first_position=0,
-                    held=(),
-                    collection=doc,
-                )
-                changed, number = await self.members.flipped_by(change)
-                change = dataclasses.replace(change, number=number)
-                announce = changed and not mark.get("n")
-                events = [member_event(change, changed, mark.get("u"), doc["project_id"])] if announce else []
-                update = {"$set": {"updated_at": timestamp()}}
-                if await self.members.finish(change, len(changed), update, events, {"_id": 1}) is not None:
-                    finished += 1
+                try:
+                    finished += await self._finish_stale(doc, op_id, mark)
+                except PyMongoError as exc:  # one that cannot be finished now must not hold up the others
                     log.warning(
-                        "finished an interrupted membership change",
-                        extra={"collection_id": doc["_id"], "op": op_id, "changed": len(changed)},
+                        "could not finish an interrupted membership change, will retry: %s",
+                        exc,
+                        extra={"collection_id": doc["_id"], "op": op_id},
                     )
         return finished
+
+    async def _finish_stale(self, doc: Document, op_id: str, mark: Document) -> int:
+        """Finish one interrupted change with exactly the members it flipped: 1, or 0 if finished already."""
+        change = PendingChange(
+            op_id=op_id,
+            collection_id=doc["_id"],
+            kind=mark["k"],
+            add=bool(mark["a"]),
+            number=0,
+            first_position=0,
+            held=(),
+            collection=doc,
+        )
+        changed, number = await self.members.flipped_by(change)
+        change = dataclasses.replace(change, number=number)
+        announce = changed and not mark.get("n")
+        events = [member_event(change, changed, mark.get("u"), doc["project_id"])] if announce else []
+        update = {"$set": {"updated_at": timestamp()}}
+        if await self.members.finish(change, len(changed), update, events, {"_id": 1}) is None:
+            return 0
+        log.warning(
+            "finished an interrupted membership change",
+            extra={"collection_id": doc["_id"], "op": op_id, "changed": len(changed)},
+        )
+        return 1
 
     async def migrate_legacy_layout(self) -> int:
         """Move every collection still holding member arrays to member documents; members moved.
