@@ -171,6 +171,23 @@ async def test_a_change_too_old_to_apply_safely_is_refused_and_left_to_recovery(
     assert (doc["node_count"], doc[PENDING], doc["outbox"]) == (0, {}, {})
 
 
+async def test_recovery_reaches_a_stale_change_behind_any_number_of_fresh_ones(
+    membership: Membership, mongo_db: AsyncDatabase[Document]
+) -> None:
+    """120 collections with a change in flight, then one whose change a crash left: recovery finishes that
+    one, and leaves the live ones alone."""
+    for n in range(120):
+        await new_collection(mongo_db, f"busy{n:03}")
+        await begin(membership, f"busy{n:03}", 1, add=True)
+    await new_collection(mongo_db, "crashed")
+    await begin(membership, "crashed", 1, add=True, at_ms=0)
+    assert await membership.recover_stale() == 1
+    doc = await mongo_db["collections"].find_one({"_id": "crashed"})
+    assert doc is not None
+    assert doc[PENDING] == {}
+    assert await mongo_db["collections"].count_documents({PENDING_COUNT: 1}) == 120
+
+
 async def test_an_older_change_cannot_flip_a_member_a_newer_pending_one_flipped(
     membership: Membership, mongo_db: AsyncDatabase[Document]
 ) -> None:
