@@ -53,6 +53,9 @@ VERSION_FIELD = "version"
 # Failed compare-and-sets in a row that saw no other writer succeed (the version did not move): something
 # other than a race is wrong. A lost race is never counted: another writer made progress, so retry.
 CAS_STALLS = 3
+# Attempts of one compare-and-set in all: each lost one means another writer won, so a writer among 64
+# busy ones gets through; past that the caller is told to try again (503) instead of spinning.
+CAS_ATTEMPTS = 64
 
 # What a change does to a document it was given: None (nothing to do), or (a filter condition the
 # document must still meet, the update); the version guard and the event are added by `_compare_and_set`.
@@ -277,7 +280,7 @@ class AccessRepository:
         """
         stalls = 0
         seen: object = object()  # no version read yet
-        while True:
+        for _ in range(CAS_ATTEMPTS):
             document = await collection.find_one({"_id": document_id}, _NO_OUTBOX)
             if document is None:
                 return 0
@@ -298,8 +301,9 @@ class AccessRepository:
                 return new_version
             stalls = stalls + 1 if version == seen else 0
             if stalls >= CAS_STALLS:
-                raise Unavailable("this change could not be written, try again")
+                break
             seen = version
+        raise Unavailable("this change could not be written, try again")
 
     # --- per-collection access --------------------------------------------------------------------------
 
