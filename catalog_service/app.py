@@ -44,7 +44,7 @@ async def recover_forever(membership: Membership, views: ReaderViews, interval: 
     next time)."""
     while True:
         raise_if_cancelling()
-        for recover in (membership.recover_stale, views.recover):
+        for recover in (membership.recover_stale, membership.recover_thumbnails, views.recover):
             try:
                 await recover()
             except asyncio.CancelledError:

@@ -43,6 +43,9 @@ PENDING_COUNT = "member_ops_count"
 POSITION = "member_position"
 CHANGE_NUMBER = "member_change_number"
 LAYOUT_MARK = "member-documents"
+# When an asset change that may move the thumbnail finished (ms): the thumbnail step after it clears it, and
+# recovery checks the thumbnail of a collection whose mark is old (that step never ran: a crash).
+THUMBNAIL_DUE = "thumbnail_due"
 # Member documents stream in batches of this many (a page of a getMore).
 BATCH = 2_000
 
@@ -84,6 +87,7 @@ class MemberRepository:
         )
         await self.members.create_index("op")
         await self.collections.create_index(PENDING_COUNT)
+        await self.collections.create_index(THUMBNAIL_DUE)
 
     # --- changing -----------------------------------------------------------------------------------------
     async def begin(
@@ -108,7 +112,7 @@ class MemberRepository:
                 "$set": {f"{PENDING}.{op_id}": mark},
                 "$inc": {PENDING_COUNT: 1, CHANGE_NUMBER: 1, POSITION: count if add else 0},
             },
-            projection={"project_id": 1, PENDING: 1, CHANGE_NUMBER: 1, POSITION: 1},
+            projection={"project_id": 1, "thumbnail": 1, PENDING: 1, CHANGE_NUMBER: 1, POSITION: 1},
             return_document=ReturnDocument.BEFORE,
         )
         if before is None:
@@ -223,6 +227,21 @@ class MemberRepository:
         if doc is not None:
             written(*events)
         return doc
+
+    async def thumbnail_checked(self, collection_id: str, due: int) -> None:
+        """The thumbnail step of the change that marked `due` ran (a newer mark stays)."""
+        await self.collections.update_one(
+            {"_id": collection_id, THUMBNAIL_DUE: due}, {"$unset": {THUMBNAIL_DUE: ""}}
+        )
+
+    async def thumbnails_due(self, before_ms: int, limit: int = 100) -> list[Document]:
+        """Collections whose thumbnail step may not have run (marked before `before_ms`)."""
+        cursor = self.collections.find(
+            {THUMBNAIL_DUE: {"$lt": before_ms}},
+            {"thumbnail": 1, "project_id": 1, THUMBNAIL_DUE: 1},
+            limit=limit,
+        )
+        return await cursor.to_list()
 
     # --- recovery -----------------------------------------------------------------------------------------
     async def collections_with_pending_changes(self) -> AsyncGenerator[Document, None]:

@@ -20,6 +20,7 @@ from catalog_service.items import Registry
 from catalog_service.lookup import CollectionLookup, collection_not_found, selector_of
 from catalog_service.member_repository import (
     PENDING,
+    THUMBNAIL_DUE,
     MemberKind,
     MemberRepository,
     PendingChange,
@@ -65,6 +66,19 @@ def member_event(
         project_id=project_id,
     )
     return event.model_copy(update={"id": change.op_id, "entity_version": change.number})
+
+
+def thumbnail_due(change: PendingChange, ids: Sequence[str]) -> int:
+    """When an asset change may move the thumbnail (ms; 0: it may not): an add to a collection showing
+    none, or a removal of the asset it shows, as the collection was when the change began."""
+    if change.kind != "asset":
+        return 0
+    shown = change.collection.get("thumbnail")
+    if (change.add and shown is None) or (
+        not change.add and shown is not None and shown.get("asset_id") in ids
+    ):
+        return now_ms()
+    return 0
 
 
 class Membership:
@@ -137,6 +151,8 @@ class Membership:
         with pymongo.timeout(remaining):
             changed = await self.members.apply(change, ids)
         update: Document = {"$set": {"updated_at": timestamp()}}
+        if due := thumbnail_due(change, ids):  # the thumbnail step below runs once the counts are in
+            update["$set"][THUMBNAIL_DUE] = due
         events = [member_event(change, changed, actor, project_id)] if changed and announce else []
         doc = await self.members.finish(change, len(changed), update, events, WITHOUT_MEMBERS)
         if doc is None:  # recovery finished it first (it took longer than the stale limit)
@@ -145,6 +161,8 @@ class Membership:
             raise collection_not_found()
         if change.kind == "asset" and changed:
             doc = await self._keep_thumbnail(doc, change, changed, known or {}, actor=actor)
+        if due:
+            await self.members.thumbnail_checked(change.collection_id, due)
         return doc, changed
 
     async def _keep_thumbnail(
@@ -184,7 +202,7 @@ class Membership:
         return doc
 
     async def _show(
-        self, doc: Document, expected: str | None, thumbnail: Document | None, actor: int
+        self, doc: Document, expected: str | None, thumbnail: Document | None, actor: int | None
     ) -> bool:
         event = ev.event(
             "catalog.collection.thumbnail_set",
@@ -292,7 +310,9 @@ class Membership:
         change = dataclasses.replace(change, number=number)
         announce = changed and not mark.get("n")
         events = [member_event(change, changed, mark.get("u"), doc["project_id"])] if announce else []
-        update = {"$set": {"updated_at": timestamp()}}
+        update: Document = {"$set": {"updated_at": timestamp()}}
+        if change.kind == "asset" and changed:  # its thumbnail step never ran: the next round checks it
+            update["$set"][THUMBNAIL_DUE] = 0
         if await self.members.finish(change, len(changed), update, events, {"_id": 1}) is None:
             return 0
         log.warning(
@@ -300,6 +320,29 @@ class Membership:
             extra={"collection_id": doc["_id"], "op": op_id, "changed": len(changed)},
         )
         return 1
+
+    async def recover_thumbnails(self) -> int:
+        """Check the thumbnail of every collection whose asset change finished but whose thumbnail step
+        did not run (a crash between them): one of an asset no longer linked goes, and a collection with
+        assets and none shows its first. Returns how many were checked."""
+        checked = 0
+        for doc in await self.members.thumbnails_due(now_ms() - self.stale_after_ms):
+            current = doc.get("thumbnail")
+            if current is not None:
+                if not await self.members.is_member(doc["_id"], "asset", current["asset_id"]):
+                    await self._show(doc, current["asset_id"], None, None)
+            else:
+                async with contextlib.aclosing(self.members.item_ids(doc["_id"], "asset")) as assets:
+                    first = await anext(assets, None)
+                if first is not None:
+                    known = await self.registry.known_items("asset", [first])
+                    thumbnail: Document = {"asset_id": first}
+                    if url := known.get(first, {}).get("url"):
+                        thumbnail["url"] = url
+                    await self._show(doc, None, thumbnail, None)
+            await self.members.thumbnail_checked(doc["_id"], doc[THUMBNAIL_DUE])
+            checked += 1
+        return checked
 
     async def migrate_legacy_layout(self) -> int:
         """Move every collection still holding member arrays to member documents; members moved.

@@ -188,6 +188,89 @@ async def test_recovery_reaches_a_stale_change_behind_any_number_of_fresh_ones(
     assert await mongo_db["collections"].count_documents({PENDING_COUNT: 1}) == 120
 
 
+async def asset_change(
+    membership: Membership, ids: list[str], *, add: bool, at_ms: int | None = None
+) -> PendingChange:
+    """Step 1 of an asset change on collection "t"."""
+    began = now_ms() if at_ms is None else at_ms
+    change = await membership.members.begin(
+        {"_id": "t"}, "asset", add=add, count=len(ids), actor=1, now_ms=began
+    )
+    assert change is not None
+    return change
+
+
+def right_away(membership: Membership) -> Membership:
+    """The same use cases with a stale limit of 0: recovery takes every mark as old."""
+    return Membership(membership.members, membership.lookup, membership.registry, stale_after_seconds=0.0)
+
+
+async def test_a_thumbnail_step_a_crash_skipped_is_done_by_recovery(
+    membership: Membership, mongo_db: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thumbnail follows the counts in a step of its own. A crash between them (here: the step fails)
+    leaves the collection marked, and recovery shows the first asset of a collection that has none, and
+    takes away the thumbnail of an asset no longer linked."""
+    await new_collection(mongo_db, "t", thumbnail=None)
+
+    async def crash(*_args: object, **_kwargs: object) -> Document:
+        raise RuntimeError("killed between finish and the thumbnail step")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(membership, "_keep_thumbnail", crash)
+        with pytest.raises(RuntimeError):
+            await membership.complete(
+                await asset_change(membership, ["a1", "a2"], add=True), ["a1", "a2"], actor=1, project_id="p1"
+            )
+    doc = await mongo_db["collections"].find_one({"_id": "t"})
+    assert doc is not None
+    assert (doc["asset_count"], doc["thumbnail"]) == (2, None)
+    assert await membership.recover_thumbnails() == 0  # not stale yet: a live request may still be on it
+    assert await right_away(membership).recover_thumbnails() == 1
+    doc = await mongo_db["collections"].find_one({"_id": "t"})
+    assert doc is not None
+    assert doc["thumbnail"] == {"asset_id": "a1"}
+    assert "thumbnail_due" not in doc
+    with monkeypatch.context() as patched:
+        patched.setattr(membership, "_keep_thumbnail", crash)
+        with pytest.raises(RuntimeError):
+            await membership.complete(
+                await asset_change(membership, ["a1"], add=False), ["a1"], actor=1, project_id="p1"
+            )
+    assert await right_away(membership).recover_thumbnails() == 1
+    doc = await mongo_db["collections"].find_one({"_id": "t"})
+    assert doc is not None
+    assert (doc["asset_count"], doc["thumbnail"]) == (1, None)
+
+
+async def test_an_asset_change_a_crash_left_before_finish_gets_its_thumbnail_too(
+    membership: Membership, mongo_db: AsyncDatabase[Document]
+) -> None:
+    """Recovery finishes a crashed asset add and marks it, so its thumbnail is then shown."""
+    await new_collection(mongo_db, "t", thumbnail=None)
+    crashed = await asset_change(membership, ["a9"], add=True, at_ms=0)
+    assert await membership.members.apply(crashed, ["a9"]) == ["a9"]
+    assert await membership.recover_stale() == 1
+    assert await membership.recover_thumbnails() == 1
+    doc = await mongo_db["collections"].find_one({"_id": "t"})
+    assert doc is not None
+    assert (doc["asset_count"], doc["thumbnail"]) == (1, {"asset_id": "a9"})
+
+
+async def test_asset_changes_that_leave_the_thumbnail_alone_leave_no_mark(
+    membership: Membership, mongo_db: AsyncDatabase[Document]
+) -> None:
+    """Adding to a collection that shows a thumbnail, or removing another asset, costs nothing more."""
+    await new_collection(mongo_db, "t", thumbnail=None)
+    for ids, add in ((["a1", "a2"], True), (["a3"], True), (["a2"], False)):
+        await membership.complete(await asset_change(membership, ids, add=add), ids, actor=1, project_id="p1")
+    doc = await mongo_db["collections"].find_one({"_id": "t"})
+    assert doc is not None
+    assert (doc["thumbnail"], doc["asset_count"]) == ({"asset_id": "a1"}, 2)
+    assert "thumbnail_due" not in doc
+    assert await right_away(membership).recover_thumbnails() == 0
+
+
 async def test_an_older_change_cannot_flip_a_member_a_newer_pending_one_flipped(
     membership: Membership, mongo_db: AsyncDatabase[Document]
 ) -> None:
