@@ -423,4 +423,7 @@ class Collections:
             changes["thumbnail"] = thumbnail
         if not changes:
             return await self.get(principal, collection_id)
-        return await self.update(principal, collection_id, changes)
+        doc = await self.update(principal, collection_id, changes)
+        if thumbnail_asset is not None:  # an unlink may have raced the choice (it read the old thumbnail)
+            doc = await self.membership.recheck_thumbnail(doc, thumbnail_asset, principal.user_id)
+        return doc

@@ -201,6 +201,15 @@ class Membership:
             doc = {**doc, "thumbnail": None}
         return doc
 
+    async def recheck_thumbnail(self, doc: Document, asset_id: str, actor: int) -> Document:
+        """A thumbnail chosen by hand, after it is shown: if its asset was unlinked meanwhile (that unlink
+        may have looked at the thumbnail before it was shown), it goes."""
+        if await self.members.is_member(doc["_id"], "asset", asset_id):
+            return doc
+        if await self._show(doc, asset_id, None, actor):
+            return {**doc, "thumbnail": None}
+        return doc
+
     async def _show(
         self, doc: Document, expected: str | None, thumbnail: Document | None, actor: int | None
     ) -> bool:

@@ -271,6 +271,28 @@ async def test_asset_changes_that_leave_the_thumbnail_alone_leave_no_mark(
     assert await right_away(membership).recover_thumbnails() == 0
 
 
+async def test_a_thumbnail_chosen_while_its_asset_is_unlinked_goes(
+    membership: Membership, mongo_db: AsyncDatabase[Document]
+) -> None:
+    """C's PUT shows the chosen asset, then looks again: an unlink that ran in between (and saw the old
+    thumbnail, so left this one alone) is caught, and the thumbnail goes; a linked one stays."""
+    await new_collection(mongo_db, "t", thumbnail=None)
+    await membership.complete(
+        await asset_change(membership, ["a1"], add=True), ["a1"], actor=1, project_id="p1"
+    )
+    doc = await mongo_db["collections"].find_one({"_id": "t"})
+    assert doc is not None
+    assert (await membership.recheck_thumbnail(doc, "a1", 1))["thumbnail"] == {"asset_id": "a1"}
+    # The PUT showed a2, whose unlink had already run.
+    await mongo_db["collections"].update_one({"_id": "t"}, {"$set": {"thumbnail": {"asset_id": "a2"}}})
+    doc = await mongo_db["collections"].find_one({"_id": "t"})
+    assert doc is not None
+    assert (await membership.recheck_thumbnail(doc, "a2", 1))["thumbnail"] is None
+    stored = await mongo_db["collections"].find_one({"_id": "t"})
+    assert stored is not None
+    assert stored["thumbnail"] is None
+
+
 async def test_an_older_change_cannot_flip_a_member_a_newer_pending_one_flipped(
     membership: Membership, mongo_db: AsyncDatabase[Document]
 ) -> None:
