@@ -435,6 +435,15 @@ class HistoryService:
                 raise NotFound("Collection not found")
             head, docs = await self._numbered_page(collection_id, skip, query.page_size)
         live = await self.directory.collection(collection_id)
+        if live is not None and live.name is not None and live.name != name:
+            # Catalog says that collection is called otherwise now (its rename not projected yet): the name
+            # may belong to another collection. Ask catalog for it, never show the old one's history.
+            self._names.pop(key, None)
+            live = await self.directory.collection_by_name(namespace, project, name)
+            if live is None:
+                raise NotFound("Collection not found")
+            collection_id = live.collection_id
+            head, docs = await self._numbered_page(collection_id, skip, query.page_size)
         info = await self._visible(principal, collection_id, head, live, "Collection not found")
         if head is not None and head.get("name") == name:
             if len(self._names) >= _NAME_CACHE_LIMIT:

@@ -325,6 +325,29 @@ async def test_dialect_a_falls_back_to_catalog_by_name(
     assert "GET /internal/collections/by-name/acme/unseen/clips" in peers.calls
 
 
+async def test_dialect_a_never_shows_a_renamed_collections_history_under_its_old_name(
+    history: HistoryClient, peers: Peers, publish: Publish
+) -> None:
+    """Collection X is renamed foo -> bar and a new Y takes the name foo, before history has projected
+    the rename: `.../collections/foo/history` shows Y's history, never X's (catalog's name is the truth)."""
+    old, new = new_id(), new_id()
+    peers.add_collection(old, owner_id=OWNER.user_id, name="foo")
+    peers.by_name[("acme", "reuse", "foo")] = old
+    await wait_recorded(
+        history_db(history),
+        [await create_collection(publish, old, name="foo"), *await visibility_events(publish, old, 3)],
+    )
+    path = "/namespaces/acme/projects/reuse/collections/foo/history"
+    status, body = await get_json(history, path)
+    assert (status, body["total"]) == (200, 4)  # X's, while it is foo
+    peers.add_collection(old, owner_id=OWNER.user_id, name="bar")  # renamed in catalog, not yet projected
+    peers.add_collection(new, owner_id=OWNER.user_id, name="foo")
+    peers.by_name[("acme", "reuse", "foo")] = new
+    await wait_recorded(history_db(history), [await create_collection(publish, new, name="foo")])
+    status, body = await get_json(history, path)
+    assert (status, body["total"]) == (200, 1)
+
+
 async def test_dialect_c_pages_with_pagination_tokens(history: HistoryClient, publish: Publish) -> None:
     """Dialect C follows nextPaginationToken until it is absent; a bad token or page size is a 400."""
     cid = new_id()
