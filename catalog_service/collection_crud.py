@@ -23,7 +23,7 @@ from catalog_service.lookup import (
     selector_of,
 )
 from catalog_service.member_repository import MemberKind
-from catalog_service.membership import Membership, now_ms
+from catalog_service.membership import Membership, now_ms, thumbnail_of
 from catalog_service.projects import Projects
 from catalog_service.reader_views import EVERYONE, ReaderViews, user_reader, view_key
 from catalog_service.repository import WITHOUT_MEMBERS, CatalogRepository
@@ -417,10 +417,7 @@ class Collections:
             if not await self.membership.is_member(collection_id, "asset", thumbnail_asset):
                 raise Invalid("thumbnail asset is not in this collection")
             known = await self.registry.known_items("asset", [thumbnail_asset])
-            thumbnail: Document = {"asset_id": thumbnail_asset}
-            if url := known.get(thumbnail_asset, {}).get("url"):
-                thumbnail["url"] = url
-            changes["thumbnail"] = thumbnail
+            changes["thumbnail"] = thumbnail_of(thumbnail_asset, known)
         if not changes:
             return await self.get(principal, collection_id)
         doc = await self.update(principal, collection_id, changes)

@@ -81,6 +81,14 @@ def thumbnail_due(change: PendingChange, ids: Sequence[str]) -> int:
     return 0
 
 
+def thumbnail_of(asset_id: str, known: dict[str, Document]) -> Document:
+    """The thumbnail showing an asset, with its URL when the registry knows one."""
+    thumbnail: Document = {"asset_id": asset_id}
+    if url := known.get(asset_id, {}).get("url"):
+        thumbnail["url"] = url
+    return thumbnail
+
+
 class Membership:
     """Adds and removes members, keeps counts and the C thumbnail, and finishes interrupted changes."""
 
@@ -184,9 +192,7 @@ class Membership:
         current = doc.get("thumbnail")
         if change.add and current is None:
             chosen = changed[0]
-            thumbnail: Document = {"asset_id": chosen}
-            if url := known.get(chosen, {}).get("url"):
-                thumbnail["url"] = url
+            thumbnail = thumbnail_of(chosen, known)
             if await self._show(doc, None, thumbnail, actor):
                 doc = {**doc, "thumbnail": thumbnail}
                 if not await self.members.is_member(doc["_id"], "asset", chosen):
@@ -336,22 +342,23 @@ class Membership:
         assets and none shows its first. Returns how many were checked."""
         checked = 0
         for doc in await self.members.thumbnails_due(now_ms() - self.stale_after_ms):
-            current = doc.get("thumbnail")
-            if current is not None:
-                if not await self.members.is_member(doc["_id"], "asset", current["asset_id"]):
-                    await self._show(doc, current["asset_id"], None, None)
-            else:
-                async with contextlib.aclosing(self.members.item_ids(doc["_id"], "asset")) as assets:
-                    first = await anext(assets, None)
-                if first is not None:
-                    known = await self.registry.known_items("asset", [first])
-                    thumbnail: Document = {"asset_id": first}
-                    if url := known.get(first, {}).get("url"):
-                        thumbnail["url"] = url
-                    await self._show(doc, None, thumbnail, None)
+            await self._settle_thumbnail(doc)
             await self.members.thumbnail_checked(doc["_id"], doc[THUMBNAIL_DUE])
             checked += 1
         return checked
+
+    async def _settle_thumbnail(self, doc: Document) -> None:
+        """The thumbnail as the members are now: none of an unlinked asset, the first asset's if none."""
+        current = doc.get("thumbnail")
+        if current is not None:
+            if not await self.members.is_member(doc["_id"], "asset", current["asset_id"]):
+                await self._show(doc, current["asset_id"], None, None)
+            return
+        async with contextlib.aclosing(self.members.item_ids(doc["_id"], "asset")) as assets:
+            first = await anext(assets, None)
+        if first is not None:
+            known = await self.registry.known_items("asset", [first])
+            await self._show(doc, None, thumbnail_of(first, known), None)
 
     async def migrate_legacy_layout(self) -> int:
         """Move every collection still holding member arrays to member documents; members moved.

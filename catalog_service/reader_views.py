@@ -244,8 +244,7 @@ class ReaderViews:
     ) -> dict[str, ViewChange]:
         """Each view's next version: removals fill their places with the last entries, additions go at
         the end (one read of the entries that move, for every view)."""
-        leaving = {view: [c for c in ids if c in places[view]] for view, ids in work.items()}
-        leaving = {view: [c for c in ids if c not in belongs[view]] for view, ids in leaving.items()}
+        leaving = {view: self._leaving(ids, places[view], belongs[view]) for view, ids in work.items()}
         tails = {
             view: range(heads[view].size - len(gone) + 1, heads[view].size + 1)
             for view, gone in leaving.items()
@@ -276,6 +275,11 @@ class ReaderViews:
                     change.places[collection_id] = change.size
             changes[view] = change
         return changes
+
+    @staticmethod
+    def _leaving(ids: list[str], places: dict[str, int], belongs: set[str]) -> list[str]:
+        """The ids that stand in the view and no longer belong there."""
+        return [c for c in ids if c in places and c not in belongs]
 
     async def _belongs(self, work: dict[str, list[str]]) -> dict[str, set[str]]:
         """Which of the collections belong in each view now: one read of the collections, one of each

@@ -166,8 +166,8 @@ class ViewRepository:
             op = change.as_document() | {"t": tokens[view]}
             head = heads[view]
             if head.version == 0:
-                doc = {"_id": head_id(view), "k": "H", "v": view, "n": change.size, "ver": 1, "op": op}
-                requests.append(InsertOne(doc | {"o": 1}))
+                head_doc = {"_id": head_id(view), "k": "H", "v": view, "ver": 1}
+                requests.append(InsertOne(head_doc | {"n": change.size, "op": op, "o": 1}))
             else:
                 requests.append(
                     UpdateOne(
@@ -194,19 +194,19 @@ class ViewRepository:
         """Write committed changes' entries and places (one command); a newer write of a document wins."""
         requests: list[UpdateOne] = []
         for view, change in changes.items():
-            stamp = {"v": view, "w": change.version}
+            written = change.version
             requests += [
                 UpdateOne(
-                    {"_id": entry_id(view, position), "w": {"$lt": change.version}},
-                    {"$set": {"k": "E", **stamp, "c": collection_id, "pos": position}},
+                    {"_id": entry_id(view, position), "w": {"$lt": written}},
+                    {"$set": {"k": "E", "v": view, "c": collection_id, "pos": position, "w": written}},
                     upsert=True,
                 )
                 for position, collection_id in change.entries.items()
             ]
             requests += [
                 UpdateOne(
-                    {"_id": index_id(view, collection_id), "w": {"$lt": change.version}},
-                    {"$set": {"k": "I", "iv": view, "c": collection_id, "pos": position, "w": stamp["w"]}},
+                    {"_id": index_id(view, collection_id), "w": {"$lt": written}},
+                    {"$set": {"k": "I", "iv": view, "c": collection_id, "pos": position, "w": written}},
                     upsert=True,
                 )
                 for collection_id, position in change.places.items()
