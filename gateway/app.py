@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import ClientSession, web
 
-from gateway.authenticator import AUTHENTICATOR_KEY, FORWARDING_HEADERS_KEY, Authenticator
+from gateway.authenticator import AUTHENTICATOR_KEY, FORWARDING_LINES_KEY, Authenticator
 from gateway.jwt_verifier import JwtVerifier, load_jwks
 from gateway.middleware import CANONICAL_PATH_KEY, GatewayMiddleware
 from gateway.openapi.pages import add_docs_routes
-from gateway.proxy import forward, no_route, upstream_session
+from gateway.proxy import forward, no_route, upstream_pool, upstream_session
 from gateway.ratelimit import RateLimits
 from gateway.routing import service_for
 from gateway.settings import GatewaySettings
+from gateway.upstream import UpstreamPool
 from shared.errors import error_middleware
 from shared.metrics import METRICS_KEY, ROUTE_LABEL_KEY, metrics_middleware
 from shared.openapi import documented
@@ -30,6 +31,7 @@ from shared.web import (
 )
 
 SESSION_KEY = web.AppKey("upstream_session", ClientSession)
+POOL_KEY = web.AppKey("upstream_pool", UpstreamPool)
 UPSTREAMS_KEY = web.AppKey("upstreams", dict[str, Upstream])
 GATEWAY_SETTINGS_KEY = web.AppKey("gateway_settings", GatewaySettings)
 RATE_LIMITS_KEY = web.AppKey("rate_limits", RateLimits)
@@ -63,11 +65,11 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         raise no_route()
     request[ROUTE_LABEL_KEY] = f"proxy:{service}"
     return await forward(
-        request.app[SESSION_KEY],
+        request.app[POOL_KEY],
         request.app[UPSTREAMS_KEY][service].next(),
         path,
         request,
-        request[FORWARDING_HEADERS_KEY],
+        request[FORWARDING_LINES_KEY],
     )
 
 
@@ -96,7 +98,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
     async def upstream_resource(app: web.Application) -> AsyncIterator[None]:
         session = upstream_session(settings.upstream_timeout_seconds)
         jwks = await load_jwks(settings.jwt_jwks) if settings.jwt_jwks else None
+        pool = upstream_pool(settings.upstream_timeout_seconds)
         app[SESSION_KEY] = session
+        app[POOL_KEY] = pool
         app[AUTHENTICATOR_KEY] = Authenticator(
             session,
             app[UPSTREAMS_KEY]["access"],
@@ -109,6 +113,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
             for n, url in enumerate(upstream.urls):
                 add_readiness_check(app, f"{name}-{n}", _service_ready(session, url))
         yield
+        await pool.close()
         await session.close()
         # Let the connector's transports close before the loop goes away.
         await asyncio.sleep(0)

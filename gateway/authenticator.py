@@ -16,6 +16,7 @@ from aiohttp import ClientError, ClientSession, web
 
 from gateway.credentials import Credentials
 from gateway.jwt_verifier import JwtVerifier
+from gateway.upstream import header_lines
 from shared.errors import Unauthorized, Unavailable
 from shared.metrics import Metrics, count_upstream_failure
 from shared.principal import Principal, forwarded_headers, internal_headers
@@ -29,11 +30,12 @@ class Caller:
     """An authenticated caller: the principal, and the headers that carry it to services."""
 
     principal: Principal
-    # The forwarding credential and the principal as JSON; each request adds its own id to a copy.
-    forwarding_headers: dict[str, str]
+    # The forwarding credential and the principal as JSON, as header lines (`gateway.upstream`): each
+    # request adds its own id and content headers after them.
+    forwarding_lines: str
 
 
-FORWARDING_HEADERS_KEY = web.RequestKey("forwarding_headers", dict[str, str])
+FORWARDING_LINES_KEY = web.RequestKey("forwarding_lines", str)
 
 
 class Authenticator:
@@ -82,7 +84,7 @@ class Authenticator:
             future.exception()  # mark retrieved: waiters re-raise it, nobody else must
             raise
         else:
-            caller = Caller(principal, forwarded_headers(self._secret, principal, None))
+            caller = Caller(principal, header_lines(forwarded_headers(self._secret, principal, None)))
             future.set_result(caller)
             self._remember(key, caller, now)
             return caller

@@ -18,7 +18,7 @@ from typing import NoReturn
 from aiohttp import web
 from prometheus_client.metrics import Counter, Histogram
 
-from gateway.authenticator import AUTHENTICATOR_KEY, FORWARDING_HEADERS_KEY
+from gateway.authenticator import AUTHENTICATOR_KEY, FORWARDING_LINES_KEY
 from gateway.credentials import extract_credentials
 from gateway.openapi.pages import public_docs_path
 from gateway.proxy import no_route
@@ -156,7 +156,7 @@ class GatewayMiddleware:
         if admin_only(path) and not principal.is_admin:
             raise Forbidden("admin role required")
         request[PRINCIPAL_KEY] = principal
-        request[FORWARDING_HEADERS_KEY] = caller.forwarding_headers
+        request[FORWARDING_LINES_KEY] = caller.forwarding_lines
         return await handler(request)
 
 

@@ -11,11 +11,12 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from gateway.proxy import BUFFERED_MAX_BYTES, forward, upstream_session
+from gateway.proxy import BUFFERED_MAX_BYTES, forward, upstream_pool
+from gateway.upstream import UpstreamPool
 from shared.errors import error_middleware
 
 LONG = bytes(range(256)) * (4 * BUFFERED_MAX_BYTES // 256)
-SESSION_KEY = web.AppKey("session", ClientSession)
+SESSION_KEY = web.AppKey("pool", UpstreamPool)
 UPSTREAM_KEY = web.AppKey("upstream", str)
 
 
@@ -62,7 +63,7 @@ async def relay(request: web.Request) -> web.StreamResponse:
         request.app[UPSTREAM_KEY],
         request.rel_url.raw_path,
         request,
-        {"X-Hub-Principal": '{"user_id": 1}'},
+        'X-Hub-Principal: {"user_id": 1}\r\n',
     )
 
 
@@ -78,7 +79,7 @@ async def gateway() -> AsyncIterator[str]:
         app = web.Application()
         app[UPSTREAM_KEY] = str(upstream.make_url("")).rstrip("/")
         app.router.add_route("*", "/{tail:.*}", relay)
-        session = upstream_session(10)
+        session = upstream_pool(10)
         app[SESSION_KEY] = session
         try:
             async with TestServer(app) as front:
@@ -148,7 +149,7 @@ async def test_an_answer_longer_than_the_timeout_arrives_whole_while_it_flows() 
         app = web.Application()
         app[UPSTREAM_KEY] = str(upstream.make_url("")).rstrip("/")
         app.router.add_route("*", "/{tail:.*}", relay)
-        app[SESSION_KEY] = session = upstream_session(1)
+        app[SESSION_KEY] = session = upstream_pool(1)
         try:
             async with (
                 TestServer(app) as front,
@@ -201,7 +202,7 @@ async def test_an_answer_that_fails_half_way_is_cut_never_completed_or_followed_
         app = web.Application(middlewares=[error_middleware])  # as in the gateway: errors become answers
         app[UPSTREAM_KEY] = str(upstream.make_url("")).rstrip("/")
         app.router.add_route("*", "/{tail:.*}", relay)
-        app[SESSION_KEY] = session = upstream_session(1)
+        app[SESSION_KEY] = session = upstream_pool(1)
         try:
             async with TestServer(app) as front:
                 reader, writer = await asyncio.open_connection(front.host, front.port)
