@@ -5,19 +5,42 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from shared.requests import QueryInt
 
 MAX_IDS_PER_CALL = 49  # dialect C's documented limit for assets/models per call
 MAX_MEMBERS_PER_CALL = 10_000  # dialect A: a bound on one request's member list
+MAX_NAME_LENGTH = 255
 
 
 def _no_control_characters(value: str) -> str:
     # Category Cc: C0 (NUL, \x1f...), DEL and C1. They break logs and terminals, and \x1f is a key separator.
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise ValueError("must not contain control characters")
+    return value
+
+
+def _sent_within_length(value: object) -> object:
+    """A name's limit holds for what the client sent, before its surrounding whitespace is stripped: the
+    API descriptions say `maxLength` of the value sent, so a longer one is refused, never shortened into
+    it (the same error as the stripped value's)."""
+    if isinstance(value, str) and len(value) > MAX_NAME_LENGTH:
+        raise PydanticCustomError(
+            "string_too_long",
+            "String should have at most {max_length} characters",
+            {"max_length": MAX_NAME_LENGTH},
+        )
     return value
 
 
@@ -42,7 +65,8 @@ def _safe_metadata(value: dict[str, Any]) -> dict[str, Any]:
 
 Name = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    BeforeValidator(_sent_within_length),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
     AfterValidator(_no_control_characters),
 ]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]

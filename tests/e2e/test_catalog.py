@@ -260,6 +260,19 @@ async def test_b_errors_use_the_documents_messages_and_codes(hub: Hub) -> None:
         {"error": "Title is too long (maximum is 255 characters)"},
     )
     assert (await json_of(hub, "POST", "/api/v2/collections", json={"title": "X" * 255}))[0] == 200
+    assert await json_of(hub, "POST", "/api/v2/collections", json={"title": " " + "X" * 255}) == (
+        400,
+        {"error": "Title is too long (maximum is 255 characters)"},
+    )
+
+
+async def test_a_name_over_the_limit_is_refused_even_when_stripping_would_fit_it(hub: Hub) -> None:
+    """The documents' `maxLength` is on the value sent: surrounding whitespace is not stripped to make a
+    longer name fit (schemathesis found C accepting a form feed and 255 characters)."""
+    for padded in (" " + "X" * 255, "X" * 255 + " ", "\f" + "X" * 255, "\t" + "X" * 255 + "\n"):
+        assert (await json_of(hub, "POST", "/v1/collections", json={"name": padded}))[0] == 400
+    _, body = await json_of(hub, "POST", "/v1/collections", json={"name": " " + "X" * 254})
+    assert body["collection"]["name"] == "X" * 254
     assert (await json_of(hub, "POST", "/api/v2/collections", json={"description": "no title"}))[0] == 422
     assert (await json_of(hub, "POST", "/api/v2/collections", json={"title": "t", "tags": "notalist"}))[
         0
