@@ -304,11 +304,8 @@ class UpstreamPool:
         try:
             connection.transport.write(message)
             head = await _head(connection)
-        except BaseException:
-            nothing = not connection.buffer and connection.ended
+        except BaseException:  # an error, a stall or a cancellation: the connection's state is unknown
             connection.close()
-            if nothing:
-                raise _NothingCame from None
             raise
         try:
             return _response(self, key, connection, method, head)
@@ -396,7 +393,12 @@ async def _head(connection: _Connection) -> bytes:
             if not connection.buffer:
                 raise _NothingCame
             raise UpstreamError("upstream closed the connection mid-answer")
-        await connection.more()
+        try:
+            await connection.more()
+        except UpstreamError:
+            if connection.ended and not connection.buffer:  # closed before any byte of an answer
+                raise _NothingCame from None
+            raise
     if end > MAX_HEAD_BYTES:
         raise UpstreamError("answer head too long from upstream")
     return connection.take(end + 4)[:-4]
