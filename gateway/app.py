@@ -26,6 +26,7 @@ from shared.upstreams import Upstream
 from shared.web import (
     add_readiness_check,
     create_service_app,
+    hide_server_banner,
     relay_wakeup_middleware,
     request_context_middleware,
 )
@@ -78,6 +79,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app = create_service_app(settings, internal_auth=False)
     for replaced in REPLACED_MIDDLEWARES:
         app.middlewares.remove(replaced)
+    # The gateway's middleware (and the proxy, for answers it streams) name the server: a prepare signal
+    # per answer cost ~2 % of the gateway's time.
+    app.on_response_prepare.remove(hide_server_banner)
     limits = RateLimits.from_settings(settings)
     app.middlewares.append(
         GatewayMiddleware(

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, web
+from aiohttp.hdrs import SERVER
 from opentelemetry import propagate, trace
 
 from gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse, header_lines
@@ -15,6 +16,7 @@ from shared.logs import request_id_var
 from shared.metrics import count_upstream_failure
 from shared.principal import REQUEST_ID_HEADER
 from shared.tracing import tracer, tracing_enabled
+from shared.web import SERVER_NAME
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,7 @@ async def _relay(
         streamed.content_length = length  # a long answer keeps its length: no chunked framing
     if request_id:
         streamed.headers[REQUEST_ID_HEADER] = request_id  # sent with prepare, before the body
+    streamed.headers[SERVER] = SERVER_NAME  # likewise (the middleware sets it on every other answer)
     await streamed.prepare(request)
     try:
         async for chunk in upstream.pieces():

@@ -34,15 +34,16 @@ _TABLE: list[tuple[str, ServiceName]] = [
     (rf"^/v1/collections/{_SEGMENT}/history/?$", "history"),
     (r"^/v1/(collections|assets|models)(/|$)", "catalog"),
 ]
-_ROUTES = [(re.compile(pattern), service) for pattern, service in _TABLE]
+# The table as one alternation, a named group per row: one match in C finds the first row that matches
+# (alternatives are tried in order, all anchored at the start), rather than up to ten in turn.
+_ROUTES = re.compile("|".join(f"(?P<r{n}>{pattern[1:]})" for n, (pattern, _) in enumerate(_TABLE)))
+_SERVICES = {f"r{n}": service for n, (_, service) in enumerate(_TABLE)}
 
 
 def service_for(raw_path: str) -> ServiceName | None:
     """The service that serves this (still percent-encoded) path, or None when no service does."""
-    for pattern, service in _ROUTES:
-        if pattern.match(raw_path):
-            return service
-    return None
+    match = _ROUTES.match(raw_path)
+    return _SERVICES[match.lastgroup] if match is not None and match.lastgroup is not None else None
 
 
 def admin_only(path: str) -> bool:

@@ -8,6 +8,7 @@ import io
 
 import pytest
 from aiohttp import ClientResponse
+from yarl import URL
 
 from collections_hub.stack import EmbeddedStack
 from tests.support import Hub, hs256_token, unique_email
@@ -18,6 +19,28 @@ def assert_clean(response: ClientResponse, body: bytes) -> None:
     assert b"Traceback" not in body
     assert "aiohttp" not in response.headers.get("Server", "")
     assert "Python" not in response.headers.get("Server", "")
+
+
+async def test_every_kind_of_answer_names_the_server_and_nothing_more(hub: Hub) -> None:
+    """Its own route, a proxied answer, a proxied error, no route, a refused path, no credentials, a 405:
+    `Server: collections-hub`, never aiohttp's or Python's version."""
+    answers = [
+        ("GET", "/v1/me", hub.admin()),
+        ("GET", "/v1/collections?pageSize=1", hub.admin()),
+        ("GET", "/v1/collections/nope", hub.admin()),
+        ("GET", "/nowhere", hub.admin()),
+        ("GET", "/v1/collections/%2e%2e", hub.admin()),
+        ("GET", "/v1/collections", {}),
+        ("DELETE", "/v1/me", hub.admin()),
+        ("GET", "/healthz", {}),
+    ]
+    statuses = []
+    for method, path, headers in answers:
+        url = URL(f"{hub.url}{path}", encoded=True)  # the path as written, `%2e%2e` included
+        async with hub.http.request(method, url, headers=headers) as response:
+            statuses.append(response.status)
+            assert response.headers.get("Server") == "collections-hub", (path, response.headers)
+    assert statuses == [200, 200, 404, 404, 400, 401, 405, 200]
 
 
 async def test_gateway_is_ready_when_every_service_is(hub: Hub) -> None:

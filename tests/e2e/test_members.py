@@ -144,6 +144,7 @@ async def test_a_members_are_streamed_in_order(hub: Hub) -> None:
     assert response.status == 200
     assert response.headers.get("Transfer-Encoding") == "chunked"
     assert response.headers["Content-Type"].startswith("application/json")
+    assert response.headers["Server"] == "collections-hub"  # set before a streamed answer's head goes out
     collection = json.loads(await response.read())
     assert collection["members"] == expected
     assert collection["name"] == "long"
