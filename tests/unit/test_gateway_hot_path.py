@@ -1,5 +1,5 @@
 """The gateway's per-request shortcuts give the answers the long way gives: the path check without `%`,
-request ids, label-set caching, and each worker's share of the rate limits."""
+request ids, and each worker's share (the request metrics: test_gateway_metrics.py) of the rate limits."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ from urllib.parse import unquote
 
 import pytest
 
-from gateway.middleware import RequestIds, RequestMetrics
+from gateway.middleware import RequestIds
 from gateway.ratelimit import RateLimits
 from gateway.routing import _DOT_SEGMENTS, _PATH_CHARACTERS, _suspicious, canonical_path
 from gateway.settings import GatewaySettings
 from shared.errors import Invalid
-from shared.metrics import Metrics
 
 
 def suspicious_the_long_way(segment: str) -> bool:
@@ -70,18 +69,6 @@ def test_request_ids_are_unique_and_shaped_like_a_uuid() -> None:
     assert len(set(made)) == len(made)
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in made)
     assert other.next()[:16] != made[0][:16]
-
-
-def test_cached_label_sets_count_as_labels_would() -> None:
-    """Counting through the cached children gives the same samples as `labels()` every time."""
-    metrics = Metrics("gateway")
-    counts = RequestMetrics(metrics)
-    for status in (200, 200, 404, 200):
-        counts.observe("GET", "proxy:catalog", "/v1/collections/x", status, 0.002)
-    requests = metrics.requests.labels("gateway", "GET", "proxy:catalog", "200")
-    assert requests._value.get() == 3
-    latency = metrics.latency.labels("gateway", "GET", "proxy:catalog", "c", "4xx")
-    assert latency._sum.get() == pytest.approx(0.002)
 
 
 def test_each_worker_takes_its_share_of_every_limit() -> None:
