@@ -79,12 +79,12 @@ class Authenticator:
         self._inflight[key] = future
         try:
             principal = await self._resolve(credentials)
-        except BaseException as exc:
+            caller = Caller(principal, header_lines(forwarded_headers(self._secret, principal, None)))
+        except BaseException as exc:  # every waiter on this future hears of it, whatever went wrong
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it, nobody else must
             raise
         else:
-            caller = Caller(principal, header_lines(forwarded_headers(self._secret, principal, None)))
             future.set_result(caller)
             self._remember(key, caller, now)
             return caller

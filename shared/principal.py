@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from functools import lru_cache
 from typing import Literal
 
@@ -53,11 +54,20 @@ def derived_credential(secret: str, purpose: Literal["internal", "forwarded"]) -
     return hmac.new(secret.encode(), f"collections-hub:{purpose}".encode(), hashlib.sha256).hexdigest()
 
 
+def principal_header(principal: Principal) -> str:
+    """The principal as JSON fit for a header line: printable ASCII only. A name may hold any character
+    (DEL, non-ASCII); JSON escapes them (`\\u007f`), and services read the same principal back."""
+    text = principal.model_dump_json()
+    if text.isascii() and text.isprintable():
+        return text
+    return json.dumps(principal.model_dump(mode="json"), ensure_ascii=True, separators=(",", ":"))
+
+
 def internal_headers(secret: str, principal: Principal | None, request_id: str | None) -> dict[str, str]:
     """Headers of a call between services (and of the gateway's own calls to access_service)."""
     headers = {SECRET_HEADER: derived_credential(secret, "internal")}
     if principal is not None:
-        headers[PRINCIPAL_HEADER] = principal.model_dump_json()
+        headers[PRINCIPAL_HEADER] = principal_header(principal)
     if request_id:
         headers[REQUEST_ID_HEADER] = request_id
     return headers
@@ -67,7 +77,7 @@ def forwarded_headers(secret: str, principal: Principal, request_id: str | None)
     """Headers the gateway adds to a public request it forwards: never the internal credential."""
     headers = {
         FORWARDED_HEADER: derived_credential(secret, "forwarded"),
-        PRINCIPAL_HEADER: principal.model_dump_json(),
+        PRINCIPAL_HEADER: principal_header(principal),
     }
     if request_id:
         headers[REQUEST_ID_HEADER] = request_id

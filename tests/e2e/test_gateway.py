@@ -249,3 +249,24 @@ async def test_metrics_count_requests_and_mongo_commands(hub: Hub, stack: Embedd
     assert "http_request_duration_seconds_bucket" in gateway
     access = await (await hub.http.get(f"{stack.service_urls['access_service']}/metrics")).text()
     assert 'mongo_commands_total{client="api",command="find",service="access_service"}' in access
+
+
+@pytest.mark.parametrize("first_name", ["Zo\x7fe", "Zoë", "名前", "a\u2028b", "🙂"])
+async def test_any_name_travels_to_the_services_and_concurrent_first_requests_all_get_answers(
+    hub: Hub, first_name: str
+) -> None:
+    """A user whose name holds DEL, non-ASCII or a line separator: its principal still reaches the services
+    (as escaped JSON), and several first requests with its key at once, which share one look-up, all get
+    their answer (a failure building the forwarding headers once left them waiting forever, and gave
+    the first a 500)."""
+    response = await hub.call(
+        "POST", "/admin/users", json={"email": unique_email("named"), "first_name": first_name}
+    )
+    assert response.status == 201, await response.text()
+    user = await response.json()
+    key = (await hub.create_key(user["id"]))["key"]
+    calls = [hub.call("GET", "/v1/collections?pageSize=1", key=key) for _ in range(5)]
+    calls.append(hub.call("GET", "/v1/me", key=key))
+    answers = await asyncio.wait_for(asyncio.gather(*calls), timeout=10)
+    assert [answer.status for answer in answers] == [200] * 6
+    assert (await answers[-1].json())["first_name"] == first_name
