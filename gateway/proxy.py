@@ -93,6 +93,8 @@ async def _relay(
     relayed = {"Content-Type": upstream.headers.get("content-type", "application/json")}
     if (allow := upstream.headers.get("allow")) is not None:
         relayed["Allow"] = allow  # a 405's list of the methods the route has
+    if (retry := upstream.headers.get("retry-after")) is not None:
+        relayed["Retry-After"] = retry  # a 429's or a 503's "try again after"
     length = upstream.length
     if length is not None and (length <= BUFFERED_MAX_BYTES or request.method == "HEAD"):
         try:

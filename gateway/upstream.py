@@ -19,6 +19,7 @@ import asyncio
 import re
 import ssl
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import cast
 
@@ -27,6 +28,7 @@ from yarl import URL
 # An answer's status line and headers together: services send a few hundred bytes.
 MAX_HEAD_BYTES = 64 * 1024
 MAX_CHUNK_LINE_BYTES = 4096
+MAX_TRAILER_LINES = 64
 # Past this many unread bytes the connection stops reading until the relay takes some (backpressure).
 HIGH_WATER_BYTES = 256 * 1024
 # Methods sent again on a fresh connection when a reused one turned out closed before any answer.
@@ -57,6 +59,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.ended = False  # the peer closed (or the connection failed): no more bytes will come
+        self.reset = False  # it ended in an error (a reset), not a clean close
         self.idle_since = 0.0
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
@@ -79,6 +82,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.ended = True
+        self.reset = exc is not None
         self._wake()
 
     def _wake(self) -> None:
@@ -96,15 +100,17 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def more(self) -> None:
-        """Wait until more bytes arrive; UpstreamError if none will, or none came in the read timeout."""
+    async def more(self, until: float | None = None) -> None:
+        """Wait until more bytes arrive; UpstreamError if none will, or none came in the read timeout (or
+        by the loop time `until`, when given and sooner)."""
         if self.ended:
             raise UpstreamError("upstream closed the connection")
         if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
         waiter = self._waiter = self._loop.create_future()
-        timer = self._loop.call_later(self._read_timeout, _expire, waiter)
+        deadline = self._loop.time() + self._read_timeout
+        timer = self._loop.call_at(deadline if until is None else min(until, deadline), _expire, waiter)
         try:
             await waiter
         finally:
@@ -180,17 +186,8 @@ class UpstreamResponse:
                 self._remaining -= len(piece)
                 yield piece
         elif self._framing == "close":
-            while True:
-                if not connection.buffer:
-                    if connection.ended:
-                        break
-                    try:
-                        await connection.more()
-                    except UpstreamError:
-                        if connection.ended and not connection.buffer:
-                            break
-                        raise
-                yield connection.take(len(connection.buffer))
+            async for piece in _until_end(connection):
+                yield piece
         self._finish()
 
     def _finish(self) -> None:
@@ -209,6 +206,25 @@ class UpstreamResponse:
             connection.close()
 
 
+async def _until_end(connection: _Connection) -> AsyncIterator[bytes]:
+    """A body framed by the connection's end (HTTP/1.0 style): a reset is an error, not its end."""
+    while True:
+        if not connection.buffer:
+            if connection.ended:
+                if connection.reset:  # cut off, not ended: its length cannot be told
+                    raise UpstreamError("upstream connection reset mid-answer")
+                return
+            try:
+                await connection.more()
+            except UpstreamError:
+                if connection.reset:
+                    raise UpstreamError("upstream connection reset mid-answer") from None
+                if connection.ended and not connection.buffer:
+                    return
+                raise
+        yield connection.take(len(connection.buffer))
+
+
 async def _chunks(connection: _Connection) -> AsyncIterator[bytes]:
     """A chunked body's data, its framing checked (RFC 9112 section 7.1); trailers are read and dropped."""
     while True:
@@ -218,9 +234,10 @@ async def _chunks(connection: _Connection) -> AsyncIterator[bytes]:
             raise UpstreamError("malformed chunk size from upstream")
         size = int(size_field, 16)
         if size == 0:
-            while await _line(connection):  # trailer fields, up to the empty line
-                pass
-            return
+            for _ in range(MAX_TRAILER_LINES):  # trailer fields, up to the empty line
+                if not await _line(connection):
+                    return
+            raise UpstreamError("too many trailer lines from upstream")
         while size:
             if not connection.buffer:
                 await connection.more()
@@ -269,7 +286,9 @@ class UpstreamPool:
     def __init__(self, timeout: float, idle_seconds: float = 30.0) -> None:
         self.timeout = timeout
         self._idle_seconds = idle_seconds
-        self._idle: dict[str, list[_Connection]] = {}
+        # Per replica, oldest first: taken from the right (newest), expired from the left.
+        self._idle: dict[str, deque[_Connection]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self._addresses: dict[str, _Address] = {}
         self._closed = False
 
@@ -303,7 +322,7 @@ class UpstreamPool:
         assert connection.transport is not None
         try:
             connection.transport.write(message)
-            head = await _head(connection)
+            head = await _head(connection, asyncio.get_running_loop().time() + self.timeout)
         except BaseException:  # an error, a stall or a cancellation: the connection's state is unknown
             connection.close()
             raise
@@ -330,8 +349,24 @@ class UpstreamPool:
         if self._closed:
             connection.close()
             return
-        connection.idle_since = time.monotonic()
-        self._idle.setdefault(key, []).append(connection)
+        connection.idle_since = now = time.monotonic()
+        idle = self._idle.get(key)
+        if idle is None:
+            idle = self._idle[key] = deque()
+        idle.append(connection)
+        _expire_idle(idle, now - self._idle_seconds)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(self._idle_seconds, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close connections idle past `idle_seconds` when no request came to do it; again later while any
+        connection is idle."""
+        self._sweeper = None
+        oldest = time.monotonic() - self._idle_seconds
+        for idle in self._idle.values():
+            _expire_idle(idle, oldest)
+        if not self._closed and any(self._idle.values()):
+            self._sweeper = asyncio.get_running_loop().call_later(self._idle_seconds, self._sweep)
 
     async def _connect(self, address: _Address) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -351,11 +386,20 @@ class UpstreamPool:
     async def close(self) -> None:
         """Close every idle connection; later releases close theirs."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for idle in self._idle.values():
             for connection in idle:
                 connection.close()
         self._idle.clear()
         await asyncio.sleep(0)
+
+
+def _expire_idle(idle: deque[_Connection], oldest: float) -> None:
+    """Close the connections at the old end of a replica's idle queue that have been idle too long."""
+    while idle and (idle[0].idle_since < oldest or not idle[0].usable()):
+        idle.popleft().close()
 
 
 class _NothingCame(Exception):
@@ -384,8 +428,9 @@ def _message(address: _Address, method: str, target: str, lines: str, body: byte
     return data + body if body else data
 
 
-async def _head(connection: _Connection) -> bytes:
-    """An answer's status line and headers, without the empty line that ends them."""
+async def _head(connection: _Connection, until: float) -> bytes:
+    """An answer's status line and headers, without the empty line that ends them, whole by the loop
+    time `until` (a head is not a stream: bytes trickling in do not keep it going)."""
     while (end := connection.buffer.find(b"\r\n\r\n")) < 0:
         if len(connection.buffer) > MAX_HEAD_BYTES:
             raise UpstreamError("answer head too long from upstream")
@@ -394,7 +439,7 @@ async def _head(connection: _Connection) -> bytes:
                 raise _NothingCame
             raise UpstreamError("upstream closed the connection mid-answer")
         try:
-            await connection.more()
+            await connection.more(until)
         except UpstreamError:
             if connection.ended and not connection.buffer:  # closed before any byte of an answer
                 raise _NothingCame from None

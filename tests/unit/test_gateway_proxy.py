@@ -67,6 +67,11 @@ async def relay(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def busy(_request: web.Request) -> web.Response:
+    """A service whose database is away: 503 with when to try again."""
+    return web.json_response({"error": "database unavailable"}, status=503, headers={"Retry-After": "1"})
+
+
 @pytest.fixture
 async def gateway() -> AsyncIterator[str]:
     """An upstream with the four routes, and an app forwarding everything to it: the app's URL."""
@@ -75,6 +80,7 @@ async def gateway() -> AsyncIterator[str]:
     upstream_app.router.add_get("/long", long)
     upstream_app.router.add_get("/unknown", unknown_length)
     upstream_app.router.add_get("/echo", echo)
+    upstream_app.router.add_get("/busy", busy)
     async with TestServer(upstream_app) as upstream:
         app = web.Application()
         app[UPSTREAM_KEY] = str(upstream.make_url("")).rstrip("/")
@@ -111,6 +117,14 @@ async def test_unknown_length_answer_is_passed_on_as_it_comes(gateway: str) -> N
     async with ClientSession() as http, http.get(f"{gateway}/unknown") as response:
         assert response.headers["Transfer-Encoding"] == "chunked"
         assert await response.read() == b'{"n": 0}\n{"n": 1}\n{"n": 2}\n'
+
+
+async def test_a_services_retry_after_reaches_the_client(gateway: str) -> None:
+    """A 503 from a service whose database is away keeps its `Retry-After` (docs/security.md)."""
+    async with ClientSession() as http, http.get(f"{gateway}/busy") as response:
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        assert await response.json() == {"error": "database unavailable"}
 
 
 async def test_one_kept_alive_connection_carries_every_request(gateway: str) -> None:

@@ -7,6 +7,8 @@ a request that may have been seen is never sent twice."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +35,7 @@ class Upstream:
     script: Script
     requests: list[tuple[int, bytes]] = field(default_factory=list)  # (connection number, request)
     connections: int = 0
+    closed: int = 0  # connections that ended (either side closed)
     server: asyncio.Server | None = None
 
     @property
@@ -64,6 +67,7 @@ class Upstream:
                 if close:
                     return
         finally:
+            self.closed += 1
             writer.close()
 
 
@@ -382,4 +386,73 @@ async def test_through_the_gateway_a_control_character_in_a_forwarded_header_nev
         writer.close()
     assert status_line.split(b" ")[1] == b"400", status_line
     assert upstream.requests == []
+    await pool.close()
+
+
+async def test_connections_idle_past_the_limit_are_closed_by_the_gateway_even_with_no_traffic(
+    upstream_factory: Start,
+) -> None:
+    """After a burst of 20 at once, the 20 kept-alive connections are closed by the gateway once idle past
+    its limit, with no request coming to notice (the services keep theirs longer: the gateway closes)."""
+    upstream = await upstream_factory(always(OK))
+    pool = UpstreamPool(timeout=1, idle_seconds=0.2)
+    await asyncio.gather(*(exchange(pool, upstream) for _ in range(20)))
+    assert upstream.connections == 20
+    await asyncio.sleep(0.05)
+    assert upstream.closed == 0
+    await asyncio.sleep(0.6)
+    assert upstream.closed == 20
+    assert (await exchange(pool, upstream))[0] == 200  # and a new one serves the next request
+    await pool.close()
+
+
+async def test_an_answer_without_a_length_that_ends_in_a_reset_is_an_error() -> None:
+    """An answer framed by the connection's end that is cut by a reset (RST) is not taken as whole."""
+
+    async def answer_then_reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n\r\n{"n": 0}\n')
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        writer.close()
+
+    server = await asyncio.start_server(answer_then_reset, "127.0.0.1", 0)
+    pool = UpstreamPool(timeout=2)
+    answer = await pool.request(
+        f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", "GET", "/x", "", None
+    )
+    with pytest.raises(UpstreamError, match="reset"):
+        await answer.read()
+    answer.close()
+    server.close()
+
+
+async def test_a_head_that_trickles_in_past_the_timeout_is_an_error(upstream_factory: Start) -> None:
+    """Each byte of the head comes within the timeout, the whole head does not: a head is not a stream."""
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        for byte in OK:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    pool = UpstreamPool(timeout=0.5)
+    with pytest.raises(UpstreamError, match="stalled"):
+        await pool.request(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", "GET", "/x", "", None)
+    server.close()
+
+
+async def test_endless_trailers_are_an_error(upstream_factory: Start) -> None:
+    trailers = b"".join(b"X-T%d: v\r\n" % n for n in range(100))
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n" + trailers + b"\r\n"
+    upstream = await upstream_factory(always(answer))
+    pool = UpstreamPool(timeout=1)
+    with pytest.raises(UpstreamError, match="trailer"):
+        await exchange(pool, upstream)
     await pool.close()
