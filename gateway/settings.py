@@ -21,6 +21,8 @@ class GatewaySettings(ServiceSettings):
     jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
     # How long a resolved principal is reused. At most 1s: a revoked key must stop working within 1s.
     auth_cache_ttl_seconds: float = Field(default=0.5, ge=0, le=1.0)
+    # Connecting to a service, its answer's head (whole), and each wait for more of a body: a long answer
+    # keeps flowing as long as its bytes do.
     upstream_timeout_seconds: float = Field(default=10.0, gt=0)
     # Rate limits (token buckets; a rate of 0 switches one off). Per authenticated credential (user and key),
     # per client address before authentication, and for failed authentications per client address: once
