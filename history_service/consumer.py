@@ -65,10 +65,12 @@ SUBJECT_HEADER = "Hub-Original-Subject"
 SEQUENCE_HEADER = "Hub-Original-Stream-Seq"
 DELIVERIES_HEADER = "Hub-Deliveries"
 LAG_POLL_SECONDS = 5.0
-# Batches in hand at once (fetched and decoded while earlier ones are written). MongoDB is the busy side
-# of ingestion; more batches queued keep it busy: 2 -> 4 -> 8 measured 0.28-0.30 -> 0.34-0.37 -> 0.38-0.41x
-# of raw pull-and-ack (bench section 4, two runs each). The durable's ack-pending limit holds them all.
-PIPELINE_DEPTH = 8
+# Batches in hand at once (fetched and decoded while earlier ones are written): two, and eight while a
+# backlog waits. Eight drain a backlog faster (0.38-0.41x of raw pull-and-ack against 0.28-0.30x), but
+# under steady load would take events one by one as they come: a command per event instead of per batch
+# (bench/README.md, section 4).
+PIPELINE_DEPTH = 2
+BACKLOG_PIPELINE_DEPTH = 8
 
 
 class Poison(Exception):
@@ -126,7 +128,7 @@ def consumer_config(settings: HistorySettings, deliver_policy: DeliverPolicy | N
         ack_wait=settings.consumer_backoff_seconds[0],
         backoff=list(settings.consumer_backoff_seconds),
         max_deliver=settings.consumer_max_deliver,
-        max_ack_pending=max(1000, settings.consumer_batch_size * (PIPELINE_DEPTH + 2)),
+        max_ack_pending=max(1000, settings.consumer_batch_size * (BACKLOG_PIPELINE_DEPTH + 2)),
     )
 
 
@@ -264,15 +266,17 @@ class HistoryConsumer:
     async def _run(self, subscription: JetStreamContext.PullSubscription) -> None:
         """Fetch and handle batches until stopped; outlive any NATS or MongoDB outage.
 
-        Up to `PIPELINE_DEPTH` batches are in hand at once: while one is written (MongoDB's work, in
-        another process), the next is fetched and decoded. Each batch is acknowledged after its own write;
+        Up to `PIPELINE_DEPTH` batches are in hand at once (`BACKLOG_PIPELINE_DEPTH` while JetStream
+        says a backlog waits): while one is written (MongoDB's work, in another process), the next is
+        fetched and decoded. Each batch is acknowledged after its own write;
         two batches may be written in either order, which history's order does not depend on (a record's
         place is when its event happened) and every read-model change tolerates (see `record`).
         """
         pause = self._settings.consumer_retry_base_seconds
+        depth = PIPELINE_DEPTH
         while not self._stopping.is_set():
             while self._in_flight and (
-                len(self._in_flight) >= PIPELINE_DEPTH or any(t.done() for t in self._in_flight)
+                len(self._in_flight) >= depth or any(t.done() for t in self._in_flight)
             ):
                 done, _ = await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -286,6 +290,13 @@ class HistoryConsumer:
                 waiting = messages[-1].metadata.num_pending if messages else 0
                 messages += await self._ready(
                     subscription, min(waiting, self._settings.consumer_batch_size - 1)
+                )
+                # More in hand only while a backlog waits beyond this batch: steady traffic keeps
+                # gathering into batches behind the two in hand (a command per batch, not per event).
+                depth = (
+                    BACKLOG_PIPELINE_DEPTH
+                    if waiting >= self._settings.consumer_batch_size
+                    else PIPELINE_DEPTH
                 )
             except TimeoutError:  # nats.errors.TimeoutError, or asyncio.TimeoutError from fetch
                 continue
