@@ -75,9 +75,7 @@ async def forward(
         except ValueError as exc:  # a header value or query the gateway cannot write as one line
             raise Invalid("malformed request") from exc
         except UpstreamError as exc:
-            log.warning("upstream %s failed: %r", base_url, exc)
-            count_upstream_failure(base_url)
-            raise Unavailable("service unavailable") from exc
+            raise _unavailable(base_url, exc) from exc
         if span is not None:
             span.set_attribute("http.response.status_code", upstream.status)
         try:
@@ -100,9 +98,7 @@ async def _relay(
         try:
             body = await upstream.read()
         except UpstreamError as exc:
-            log.warning("upstream %s failed: %r", base_url, exc)
-            count_upstream_failure(base_url)
-            raise Unavailable("service unavailable") from exc
+            raise _unavailable(base_url, exc) from exc
         return web.Response(body=body, status=upstream.status, headers=relayed)
     streamed = web.StreamResponse(status=upstream.status, headers=relayed)
     if length is not None:
@@ -118,6 +114,13 @@ async def _relay(
         return _cut(request, streamed, base_url, exc)
     await streamed.write_eof()
     return streamed
+
+
+def _unavailable(base_url: str, exc: UpstreamError) -> Unavailable:
+    """The caller's 503 for an upstream that failed before any of its answer went out; logged, counted."""
+    log.warning("upstream %s failed: %r", base_url, exc)
+    count_upstream_failure(base_url)
+    return Unavailable("service unavailable")
 
 
 def _client_span(

@@ -217,11 +217,9 @@ async def _until_end(connection: _Connection) -> AsyncIterator[bytes]:
             try:
                 await connection.more()
             except UpstreamError:
-                if connection.reset:
-                    raise UpstreamError("upstream connection reset mid-answer") from None
-                if connection.ended and not connection.buffer:
-                    return
-                raise
+                if not connection.ended:  # stalled
+                    raise
+                continue  # it ended: the top of the loop tells a close from a reset
         yield connection.take(len(connection.buffer))
 
 
