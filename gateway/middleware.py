@@ -29,7 +29,16 @@ from gateway.ratelimit import RateLimits
 from gateway.routing import admin_only, canonical_path
 from shared.errors import Forbidden, Unauthorized, error_middleware
 from shared.logs import request_id_var
-from shared.metrics import ROUTE_LABEL_KEY, Metrics, current_metrics, dialect_of, status_class
+from shared.metrics import (
+    LATENCY_BUCKETS,
+    LATENCY_HELP,
+    REQUESTS_HELP,
+    ROUTE_LABEL_KEY,
+    Metrics,
+    current_metrics,
+    dialect_of,
+    status_class,
+)
 from shared.principal import PRINCIPAL_KEY, REQUEST_ID_HEADER
 from shared.tracing import current_trace_id
 from shared.web import SERVER_NAME, request_id_for
@@ -67,9 +76,7 @@ class RequestMetrics(Collector):
 
     def __init__(self, metrics: Metrics) -> None:
         self._service = metrics.service
-        self._requests_doc = metrics.requests._documentation
-        self._latency_doc = metrics.latency._documentation
-        self._bounds = [float(bound) for bound in metrics.latency._upper_bounds[:-1]]
+        self._bounds = list(LATENCY_BUCKETS)
         # (method, route, dialect, status) -> [count, sum of seconds, then a count per bucket, +Inf last]
         self._tallies: dict[tuple[str, str, str, int], list[float]] = {}
         metrics.registry.unregister(metrics.requests)
@@ -89,11 +96,11 @@ class RequestMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         """The two families as the registry exposes them (buckets cumulative, as Prometheus has them)."""
         requests = CounterMetricFamily(
-            "http_requests", self._requests_doc, labels=["service", "method", "route", "status"]
+            "http_requests", REQUESTS_HELP, labels=["service", "method", "route", "status"]
         )
         latency = HistogramMetricFamily(
             "http_request_duration_seconds",
-            self._latency_doc,
+            LATENCY_HELP,
             labels=["service", "method", "route", "dialect", "code"],
         )
         counts: dict[tuple[str, str, str], float] = {}

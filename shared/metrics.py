@@ -44,6 +44,12 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
+# The request series every service exposes (the gateway tallies its own: gateway.middleware.RequestMetrics).
+REQUESTS_HELP = "HTTP requests answered"
+LATENCY_HELP = "HTTP request latency by route template, dialect and status class (its _count is the rate)"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
 class Metrics:
     """The metrics of one service instance, in a registry of its own so apps in one process don't clash."""
 
@@ -52,16 +58,16 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "http_requests_total",
-            "HTTP requests answered",
+            REQUESTS_HELP,
             ["service", "method", "route", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "http_request_duration_seconds",
-            "HTTP request latency by route template, dialect and status class (its _count is the rate)",
+            LATENCY_HELP,
             ["service", "method", "route", "dialect", "code"],
             registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            buckets=LATENCY_BUCKETS,
         )
         self.mongo_commands = Counter(
             "mongo_commands_total",
