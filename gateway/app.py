@@ -56,22 +56,27 @@ async def me(request: web.Request) -> web.Response:
 OWN_ROUTES = {"/v1/me": ["GET"]}
 
 
-async def proxy(request: web.Request) -> web.StreamResponse:
-    """Any other path: forward to the service that owns it, or 404."""
-    path = request[CANONICAL_PATH_KEY]
-    if (allowed := OWN_ROUTES.get(path)) is not None:
-        raise web.HTTPMethodNotAllowed(request.method, allowed)
-    service = service_for(path)
-    if service is None:
-        raise no_route()
-    request[ROUTE_LABEL_KEY] = f"proxy:{service}"
-    return await forward(
-        request.app[POOL_KEY],
-        request.app[UPSTREAMS_KEY][service].next(),
-        path,
-        request,
-        request[FORWARDING_LINES_KEY],
-    )
+def proxy_for(app: web.Application) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The catch-all handler: any other path is forwarded to the service that owns it, or 404. It reads
+    the app it closes over, not `request.app`: `gateway.front` calls it without the router."""
+
+    async def proxy(request: web.Request) -> web.StreamResponse:
+        path = request[CANONICAL_PATH_KEY]
+        if (allowed := OWN_ROUTES.get(path)) is not None:
+            raise web.HTTPMethodNotAllowed(request.method, allowed)
+        service = service_for(path)
+        if service is None:
+            raise no_route()
+        request[ROUTE_LABEL_KEY] = f"proxy:{service}"
+        return await forward(
+            app[POOL_KEY],
+            app[UPSTREAMS_KEY][service].next(),
+            path,
+            request,
+            request[FORWARDING_LINES_KEY],
+        )
+
+    return proxy
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
@@ -85,6 +90,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     limits = RateLimits.from_settings(settings)
     app.middlewares.append(
         GatewayMiddleware(
+            app,
             app[METRICS_KEY],
             limits,
             metrics_port=settings.metrics_port,
@@ -125,7 +131,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.cleanup_ctx.append(upstream_resource)
     app.router.add_get("/v1/me", me, allow_head=False)
     add_docs_routes(app, own=[web.RouteDef("GET", "/v1/me", me, {})])
-    app.router.add_route("*", "/{tail:.*}", proxy)
+    app.router.add_route("*", "/{tail:.*}", proxy_for(app))
     return app
 
 

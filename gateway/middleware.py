@@ -131,8 +131,15 @@ class GatewayMiddleware:
     __middleware_version__ = 1  # aiohttp's mark of a new-style middleware, as `@web.middleware` sets it
 
     def __init__(
-        self, metrics: Metrics, limits: RateLimits, *, metrics_port: int | None, traced: bool
+        self,
+        app: web.Application,
+        metrics: Metrics,
+        limits: RateLimits,
+        *,
+        metrics_port: int | None,
+        traced: bool,
     ) -> None:
+        self._app = app  # its authenticator, once started (`gateway.front` calls this without the router)
         self._metrics = metrics
         self._counts = RequestMetrics(metrics)
         self._limits = limits
@@ -167,9 +174,7 @@ class GatewayMiddleware:
         finally:
             request_id_var.reset(id_token)
             current_metrics.reset(metrics_token)
-            resource = request.match_info.route.resource
-            pattern = resource.canonical if resource is not None else "unmatched"
-            route = request.get(ROUTE_LABEL_KEY) or pattern
+            route = request.get(ROUTE_LABEL_KEY) or _pattern(request)
             self._counts.observe(
                 request.method, route, request.rel_url.raw_path, status, time.perf_counter() - started
             )
@@ -194,7 +199,7 @@ class GatewayMiddleware:
             return await handler(request)
         limits.admit_failures(address)
         try:
-            caller = await request.app[AUTHENTICATOR_KEY].authenticate(extract_credentials(request.headers))
+            caller = await self._app[AUTHENTICATOR_KEY].authenticate(extract_credentials(request.headers))
         except Unauthorized:
             limits.count_failure(address)
             raise
@@ -205,6 +210,12 @@ class GatewayMiddleware:
         request[PRINCIPAL_KEY] = principal
         request[FORWARDING_LINES_KEY] = caller.forwarding_lines
         return await handler(request)
+
+
+def _pattern(request: web.Request) -> str:
+    """The route label of a request the router matched: its resource's pattern."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
 
 
 def local_port(request: web.Request) -> int | None:

@@ -24,6 +24,7 @@ from types import FrameType
 import uvloop
 from aiohttp import web
 
+from gateway.front import install_front
 from gateway.settings import GatewaySettings
 from shared.logs import configure_logging
 from shared.runner import listen, run
@@ -57,6 +58,7 @@ def serve_one(create_app: AppFactory, settings: GatewaySettings, *, reuse_port: 
         settings,
         sockets,
         loop=uvloop.new_event_loop() if settings.uvloop else asyncio.new_event_loop(),
+        on_setup=install_front,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable
 from typing import TypeVar
@@ -33,17 +34,52 @@ def run(
     settings: ServiceSettings,
     sockets: list[socket.socket],
     loop: asyncio.AbstractEventLoop | None = None,
+    *,
+    on_setup: Callable[[web.AppRunner], object] | None = None,
 ) -> None:
-    """Serve the app on listening sockets until a stop signal (on `loop`, when given)."""
-    web.run_app(
-        app,
-        sock=sockets,
-        shutdown_timeout=settings.shutdown_timeout,
-        access_log=None,
-        print=None,
-        handle_signals=True,
-        loop=loop,
+    """Serve the app on listening sockets until a stop signal (on `loop`, when given), as `web.run_app`
+    does; `on_setup` sees the runner once the app has started and before any socket accepts."""
+    loop = loop or asyncio.new_event_loop()
+    runner = web.AppRunner(
+        app, handle_signals=True, access_log=None, shutdown_timeout=settings.shutdown_timeout
     )
+
+    async def serve() -> None:
+        await runner.setup()
+        try:
+            if on_setup is not None:
+                on_setup(runner)
+            for sock in sockets:
+                await web.SockSite(runner, sock).start()
+            await asyncio.Event().wait()  # until a stop signal raises GracefulExit here
+        finally:
+            await runner.cleanup()
+
+    main = loop.create_task(serve())
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        try:
+            if not main.done():
+                main.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(main)
+        finally:
+            _cancel_all(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still running at shutdown and wait for them (as `web.run_app` does)."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
 def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from collections_hub.processes import free_port
 from collections_hub.stack import EmbeddedStack
 from gateway.app import create_app
+from gateway.front import install_front
 from gateway.settings import GatewaySettings
 
 
@@ -70,10 +71,11 @@ GatewayFactory = Callable[..., AbstractAsyncContextManager[str]]
 
 @pytest.fixture
 def gateway_with(stack: EmbeddedStack) -> GatewayFactory:
-    """A gateway of its own (settings overridden) in front of the session stack's services: its URL."""
+    """A gateway of its own (settings overridden) in front of the session stack's services: its URL. With
+    `front=False`, every request goes through aiohttp's application dispatch (`gateway.front` skipped)."""
 
     @asynccontextmanager
-    async def start(**overrides: Any) -> AsyncIterator[str]:
+    async def start(*, front: bool = True, **overrides: Any) -> AsyncIterator[str]:
         port = free_port()
         settings = GatewaySettings(
             host="127.0.0.1",
@@ -87,6 +89,8 @@ def gateway_with(stack: EmbeddedStack) -> GatewayFactory:
         )
         runner = web.AppRunner(create_app(settings))
         await runner.setup()
+        if front:
+            assert install_front(runner)  # as the gateway's process serves: proxied paths skip the router
         for listen_port in (port, settings.metrics_port):
             if listen_port is not None:
                 await web.TCPSite(runner, "127.0.0.1", listen_port).start()
