@@ -10,7 +10,7 @@ import re
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.front import GatewayFront
+from gateway.front import GatewayFront, Handler
 from gateway.settings import GatewaySettings
 from shared.principal import REQUEST_ID_HEADER
 from tests.security.conftest import GatewayFactory, RawResponse, raw_request
@@ -138,7 +138,7 @@ async def test_the_front_steps_aside_when_it_could_answer_differently() -> None:
     app = create_app(GatewaySettings())
 
     @web.middleware
-    async def other(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    async def other(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
 
     app.middlewares.insert(0, other)
