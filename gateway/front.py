@@ -14,6 +14,7 @@ goes through the application as before, so each request is answered exactly as i
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import cast
 
 from aiohttp import hdrs, web
@@ -28,25 +29,16 @@ ServerHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 CATCH_ALL = "/{tail}"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayFront:
     """The server's request handler: the direct way for proxied paths, the application for the rest."""
 
-    def __init__(
-        self,
-        *,
-        routed: ServerHandler,
-        middleware: GatewayMiddleware,
-        proxy: Handler,
-        route_label: str,
-        own_paths: frozenset[str],
-        own_prefixes: tuple[str, ...],
-    ) -> None:
-        self._routed = routed
-        self._middleware = middleware
-        self._proxy = proxy
-        self._route_label = route_label
-        self._own_paths = own_paths
-        self._own_prefixes = own_prefixes
+    routed: ServerHandler  # the application's dispatch
+    middleware: GatewayMiddleware
+    proxy: Handler  # the catch-all route's handler
+    route_label: str  # the catch-all's pattern, the metrics label it gave
+    own_paths: frozenset[str]  # every other route's path, as the router matches it
+    own_prefixes: tuple[str, ...]  # static routes: every path below them
 
     @classmethod
     def for_app(cls, app: web.Application, routed: ServerHandler) -> GatewayFront | None:
@@ -86,12 +78,12 @@ class GatewayFront:
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one request (the server's request factory made it a `web.Request`)."""
         path = request.path
-        if path in self._own_paths or path.startswith(self._own_prefixes) or hdrs.EXPECT in request.headers:
-            return await self._routed(request)
+        if path in self.own_paths or path.startswith(self.own_prefixes) or hdrs.EXPECT in request.headers:
+            return await self.routed(request)
         routed_request = cast(web.Request, request)
         # The label the catch-all's pattern gave (the proxy names its service over it).
-        routed_request[ROUTE_LABEL_KEY] = self._route_label
-        return await self._middleware(routed_request, self._proxy)
+        routed_request[ROUTE_LABEL_KEY] = self.route_label
+        return await self.middleware(routed_request, self.proxy)
 
 
 def install_front(runner: web.AppRunner) -> bool:

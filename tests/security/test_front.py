@@ -60,6 +60,14 @@ PROXIED = [
     "/v1/collections/x/../../metrics",
     "/internal/principals/by-user/1",
     "/v1/collections/%00",
+    "/%",
+    "/%zz",
+    "/v1/collections/%ff%fe",
+    "/%c0%ae%c0%ae/%c0%ae%c0%ae/healthz",
+    "/healthz%00",
+    "/healthz/..",
+    "/./healthz",
+    "/v1/collections/" + "x" * 6000,
     "/v1/collections/x?%ff=1",
 ]
 METHODS = ["GET", "HEAD", "POST", "DELETE", "PATCH", "OPTIONS", "BREW"]
