@@ -4,15 +4,18 @@ aiohttp hands every request to its application, which walks the router's index o
 matches the catch-all's pattern, builds and freezes a match info and runs the middleware chain around the
 handler: about 10 µs a request in process, besides the ~2 µs of the gateway's own middleware and proxy it
 leads to (bench/README.md, section 2). The front sends a request straight to that middleware and the proxy
-when the application would have sent it there anyway: its path (as the router matches it, decoded) is none
-of the gateway's own routes (the probes, `/metrics`, `/v1/me`, the API description and its page), it does
-not expect `100-continue` (the application's route answers that), and the gateway's middleware is the only
-one installed (tracing adds its own: then every request goes through the application). Everything else
-goes through the application as before, so each request is answered exactly as it would be there.
+when the application would have sent it there anyway: its path (as the router matches it) is none of the
+gateway's own routes (the probes, `/metrics`, `/v1/me`, the API description and its page) and matches the
+catch-all's pattern, it does not expect `100-continue` (the application's route answers that), the
+gateway's middleware is the only one installed (tracing adds its own: then every request goes through the
+application) and no response-prepare signal is connected (sent only for requests the router matched).
+Everything else goes through the application as before, so each request is answered exactly as it would
+be there.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -37,6 +40,7 @@ class GatewayFront:
     middleware: GatewayMiddleware
     proxy: Handler  # the catch-all route's handler
     route_label: str  # the catch-all's pattern, the metrics label it gave
+    catch_all: re.Pattern[str]  # the catch-all's regular expression, as the router matches it
     own_paths: frozenset[str]  # every other route's path, as the router matches it
     own_prefixes: tuple[str, ...]  # static routes: every path below them
 
@@ -47,9 +51,11 @@ class GatewayFront:
         middlewares = list(app.middlewares)
         if len(middlewares) != 1 or not isinstance(middlewares[0], GatewayMiddleware):
             return None
+        if app.on_response_prepare:  # sent only for requests the router matched
+            return None
         own_paths: set[str] = set()
         own_prefixes: list[str] = []
-        catch_all: tuple[Handler, str] | None = None
+        catch_all: tuple[Handler, str, re.Pattern[str]] | None = None
         for resource in app.router.resources():
             if isinstance(resource, PlainResource):
                 own_paths.add(resource.canonical)
@@ -60,25 +66,31 @@ class GatewayFront:
                 routes = list(resource)
                 if len(routes) != 1 or routes[0].method != hdrs.METH_ANY:
                     return None
-                catch_all = (routes[0].handler, resource.canonical)
+                catch_all = (routes[0].handler, resource.canonical, resource.get_info()["pattern"])
             else:
                 return None
         if catch_all is None:
             return None
-        proxy, label = catch_all
+        proxy, label, pattern = catch_all
         return cls(
             routed=routed,
             middleware=middlewares[0],
             proxy=proxy,
             route_label=label,
+            catch_all=pattern,
             own_paths=frozenset(own_paths),
             own_prefixes=tuple(own_prefixes),
         )
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Answer one request (the server's request factory made it a `web.Request`)."""
-        path = request.path
-        if path in self.own_paths or path.startswith(self.own_prefixes) or hdrs.EXPECT in request.headers:
+        path = request.rel_url.path_safe  # what the router matches routes against
+        if (
+            path in self.own_paths
+            or path.startswith(self.own_prefixes)
+            or hdrs.EXPECT in request.headers
+            or self.catch_all.fullmatch(path) is None  # no route at all (`*`, a decoded line break)
+        ):
             return await self.routed(request)
         routed_request = cast(web.Request, request)
         # The label the catch-all's pattern gave (the proxy names its service over it).

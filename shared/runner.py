@@ -40,9 +40,7 @@ def run(
     """Serve the app on listening sockets until a stop signal (on `loop`, when given), as `web.run_app`
     does; `on_setup` sees the runner once the app has started and before any socket accepts."""
     loop = loop or asyncio.new_event_loop()
-    runner = web.AppRunner(
-        app, handle_signals=True, access_log=None, shutdown_timeout=settings.shutdown_timeout
-    )
+    runner = service_runner(app, settings)
 
     async def serve() -> None:
         await runner.setup()
@@ -73,13 +71,32 @@ def run(
             loop.close()
 
 
+def service_runner(app: web.Application, settings: ServiceSettings) -> web.AppRunner:
+    """The runner `run` serves the app with: stop signals handled, no access log, idle kept-alive
+    connections closed after `keepalive_seconds`, in-flight requests given `shutdown_timeout`."""
+    return web.AppRunner(
+        app,
+        handle_signals=True,
+        access_log=None,
+        keepalive_timeout=settings.keepalive_seconds,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+
+
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel the tasks still running at shutdown and wait for them (as `web.run_app` does)."""
+    """Cancel the tasks still running at shutdown, wait for them, and report those that failed (as
+    `web.run_app` does)."""
     tasks = asyncio.all_tasks(loop)
     for task in tasks:
         task.cancel()
-    if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    if not tasks:
+        return
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    for task in tasks:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            loop.call_exception_handler(
+                {"message": "unhandled exception during shutdown", "exception": exc, "task": task}
+            )
 
 
 def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

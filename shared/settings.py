@@ -44,6 +44,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     # Seconds in-flight requests get to finish after SIGTERM.
     shutdown_timeout: float = 10.0
+    # Seconds a client's idle kept-alive connection stays open (what `web.run_app` used; aiohttp's own
+    # default is an hour).
+    keepalive_seconds: float = Field(default=75.0, gt=0, le=3600)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     @property

@@ -68,9 +68,21 @@ PROXIED = [
     "/healthz/..",
     "/./healthz",
     "/v1/collections/" + "x" * 6000,
+    # No route at all: not origin-form, or a decoded line break the catch-all's pattern does not match.
+    "*",
+    "example.com:443",
+    "http://x",
+    "http://localhost/healthz",
+    "http://localhost/v1/me",
+    "http://localhost/docs/static/swagger-ui.css",
+    "http://localhost/v1/collections",
+    "/v1/collections/%0a",
+    "/v1/collections/a%0ab",
+    "/healthz%0a",
+    "/%0d%0a",
     "/v1/collections/x?%ff=1",
 ]
-METHODS = ["GET", "HEAD", "POST", "DELETE", "PATCH", "OPTIONS", "BREW"]
+METHODS = ["GET", "HEAD", "POST", "DELETE", "PATCH", "OPTIONS", "CONNECT", "BREW"]
 # Token buckets refill with time, which the two gateways see a little apart: off for the comparison.
 NO_LIMITS = {
     "rate_limit_credential_per_second": 0,
@@ -125,7 +137,7 @@ async def test_the_front_answers_as_the_application_does(hub: Hub, gateway_with:
         ]
         assert totals[0] == totals[1]
         labels = {re.search(r'route="([^"]*)"', line).group(1) for line in totals[0]}  # type: ignore[union-attr]
-        assert {"proxy:catalog", "proxy:access", "proxy:history", "/{tail}", "/v1/me", "/healthz"} <= labels
+        assert {"proxy:catalog", "proxy:access", "proxy:history", "/{tail}", "unmatched", "/v1/me"} <= labels
         continued = await raw_request(
             fronted, "POST", "/v1/collections", {"Expect": "100-continue", **hub.admin()}, b"{"
         )
@@ -150,4 +162,11 @@ async def test_the_front_steps_aside_when_it_could_answer_differently() -> None:
         return await handler(request)
 
     app.middlewares.insert(0, other)
+    assert GatewayFront.for_app(app, routed) is None
+    app = create_app(GatewaySettings())
+
+    async def prepared(_request: web.Request, _response: web.StreamResponse) -> None:
+        return None
+
+    app.on_response_prepare.append(prepared)  # sent only for requests the router matched
     assert GatewayFront.for_app(app, routed) is None
