@@ -14,7 +14,7 @@ import pytest
 from aiohttp import ClientSession
 
 from collections_hub.stack import EmbeddedStack
-from tests.support import running_stack
+from tests.support import Hub, new_project, running_stack
 
 WRITES = 6
 SAMPLE = re.compile(r'^mongo_commands_total{client="(\w+)",command="\w+",service="\w+"} (\S+)$', re.M)
@@ -92,3 +92,33 @@ async def test_a_member_write_costs_three_commands_on_the_path_none_in_the_relay
     # access_service: none while catalog's cached allow lasts; its 2 reads when it lapsed (0.5 s) meanwhile.
     assert spent.get(("access_service", "api"), 0) <= 2
     assert spent.get(("access_service", "relay"), 0) == 0  # a decision (a POST) wakes no relay
+
+
+async def test_a_dialect_a_read_costs_one_command_and_one_more_only_when_it_has_members(
+    quiet: EmbeddedStack,
+) -> None:
+    """A collection's answer in dialect A lists its members: read only when its count says there are some."""
+    async with ClientSession() as http:
+        hub = Hub(quiet.gateway_url, http, quiet.admin_api_key)
+        base = await new_project(hub)
+        assert (await hub.call("POST", base, json={"name": "read"})).status == 201
+
+        async def spent_on_get() -> tuple[float, dict[str, object]]:
+            before = await counts(http, quiet)
+            response = await hub.call("GET", f"{base}/read")
+            assert response.status == 200
+            after = await counts(http, quiet)
+            key = ("catalog_service", "api")
+            return after[key] - before[key], await response.json()
+
+        await spent_on_get()  # caches warm (the caller's key, its permission)
+        spent, body = await spent_on_get()
+        assert (spent, body["members"]) == (1, [])
+        added = await hub.call("POST", f"{base}/read/members", json={"add": ["n1", "n2"]})
+        assert added.status == 200
+        spent, body = await spent_on_get()
+        assert (spent, body["members"]) == (2, ["n1", "n2"])
+        removed = await hub.call("DELETE", f"{base}/read/members", json={"remove": ["n1", "n2"]})
+        assert removed.status == 200
+        spent, body = await spent_on_get()
+        assert (spent, body["members"]) == (1, [])
