@@ -215,8 +215,9 @@ async def delete(request: web.Request) -> web.Response:
 def with_members(catalog: CatalogService, doc: Document) -> dict[str, object]:
     """The A view of a collection, its members streamed from their documents (none read when its count
     says it has none, as a list page does)."""
-    members = catalog.membership.items_of(doc["_id"], "node") if doc.get("node_count") else []
-    return views.dialect_a(doc, members)
+    if not doc.get("node_count"):
+        return views.dialect_a(doc, [])
+    return views.dialect_a(doc, catalog.membership.items_of(doc["_id"], "node"))
 
 
 async def change_nodes(request: web.Request, key: str, *, add: bool) -> web.StreamResponse:
