@@ -39,7 +39,6 @@ class GatewayFront:
     routed: ServerHandler  # the application's dispatch
     middleware: GatewayMiddleware
     proxy: Handler  # the catch-all route's handler
-    route_label: str  # the catch-all's pattern, the metrics label it gave
     catch_all: re.Pattern[str]  # the catch-all's regular expression, as the router matches it
     own_paths: frozenset[str]  # every other route's path, as the router matches it
     own_prefixes: tuple[str, ...]  # static routes: every path below them
@@ -55,7 +54,7 @@ class GatewayFront:
             return None
         own_paths: set[str] = set()
         own_prefixes: list[str] = []
-        catch_all: tuple[Handler, str, re.Pattern[str]] | None = None
+        catch_all: tuple[Handler, re.Pattern[str]] | None = None
         for resource in app.router.resources():
             if isinstance(resource, PlainResource):
                 own_paths.add(resource.canonical)
@@ -66,17 +65,16 @@ class GatewayFront:
                 routes = list(resource)
                 if len(routes) != 1 or routes[0].method != hdrs.METH_ANY:
                     return None
-                catch_all = (routes[0].handler, resource.canonical, resource.get_info()["pattern"])
+                catch_all = (routes[0].handler, resource.get_info()["pattern"])
             else:
                 return None
         if catch_all is None:
             return None
-        proxy, label, pattern = catch_all
+        proxy, pattern = catch_all
         return cls(
             routed=routed,
             middleware=middlewares[0],
             proxy=proxy,
-            route_label=label,
             catch_all=pattern,
             own_paths=frozenset(own_paths),
             own_prefixes=tuple(own_prefixes),
@@ -94,7 +92,7 @@ class GatewayFront:
             return await self.routed(request)
         routed_request = cast(web.Request, request)
         # The label the catch-all's pattern gave (the proxy names its service over it).
-        routed_request[ROUTE_LABEL_KEY] = self.route_label
+        routed_request[ROUTE_LABEL_KEY] = CATCH_ALL
         return await self.middleware(routed_request, self.proxy)
 
 
