@@ -10,6 +10,7 @@ from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector, 
 from aiohttp.hdrs import SERVER
 from opentelemetry import propagate, trace
 
+from gateway.answer import answer
 from gateway.upstream import UpstreamError, UpstreamPool, UpstreamResponse, header_lines
 from shared.errors import Invalid, NotFound, Unavailable
 from shared.logs import request_id_var
@@ -99,7 +100,7 @@ async def _relay(
             body = await upstream.read()
         except UpstreamError as exc:
             raise _unavailable(base_url, exc) from exc
-        return web.Response(body=body, status=upstream.status, headers=relayed)
+        return answer(request, upstream.status, relayed, body)
     streamed = web.StreamResponse(status=upstream.status, headers=relayed)
     if length is not None:
         streamed.content_length = length  # a long answer keeps its length: no chunked framing
