@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
+import time
 from typing import Any
 
 from bench import floor
@@ -26,6 +27,10 @@ TARGET = 0.75
 WRITE_COLLECTIONS = 100
 LIST_COLLECTIONS = 60
 ROUNDS = 2
+IDLE_SECONDS = 5.0  # how long the idle stack's periodic passes are counted, to leave them out per request
+# Issue 12's whole-system targets: MongoDB commands per request on every service's clients, request path
+# and what follows it (relay, consumers, history), per read and per member write.
+WHOLE_SYSTEM_TARGETS = {"read": 1.0, "write": 3.0}
 MEMBER_BODY = '{"add":["%s-%d-%d"]}'  # run, wrk thread, request counter: a new member every request
 
 
@@ -94,29 +99,48 @@ def workloads(bench: Bench, fx: dict[str, Any], proxy_url: str) -> dict[str, tup
 
 
 async def compare(
-    bench: Bench, stack_load: Load, floor_load: Load, stack_pids: dict[str, int], floor_pids: dict[str, int]
+    bench: Bench,
+    stack_load: Load,
+    floor_load: Load,
+    stack_pids: dict[str, int],
+    floor_pids: dict[str, int],
+    *,
+    idle: tuple[float, float],
 ) -> dict[str, Any]:
     """One request kind: the stack's run (commands and CPU metered), then the floor's."""
     await asyncio.to_thread(stack_load.run, 1, bench.threads, bench.connections)  # warm-up
     await bench.settle()
-    before = await bench.all_counts()
+    before, started = await bench.all_counts(), time.monotonic()
     stack_meter = CpuMeter(stack_pids)
     stack_meter.start()
     stack = await asyncio.to_thread(stack_load.run, bench.seconds, bench.threads, bench.connections)
-    after = await bench.all_counts()
+    after, ran = await bench.all_counts(), time.monotonic()
     await bench.settle()  # the relay and history finish what the writes started: theirs to pay
     stack_meter.stop()
-    settled = await bench.all_counts()
+    settled, done = await bench.all_counts(), time.monotonic()
     floor_meter = CpuMeter(floor_pids)
     floor_result = await measure(bench, floor_load, floor_meter)
+    periodic = (idle[0] * (ran - started), idle[1] * (done - started))
     return {
-        **commands_per_request(before, after, settled, stack),
+        **commands_per_request(before, after, settled, stack, periodic),
         "stack": stack,
         "floor": floor_result,
         "ratio": ratio(stack.rps, floor_result.rps),
         "stack_cpu_ms": per_request(stack_meter.used, stack),
         "floor_cpu_ms": per_request(floor_meter.used, floor_result),
     }
+
+
+async def idle_rates(bench: Bench) -> tuple[float, float]:
+    """Commands per second the settled stack sends with no request coming (its periodic passes: the
+    relay's polling, the recovery passes), on the request path's clients and on the others."""
+    await bench.settle()
+    before, started = await bench.all_counts(), time.monotonic()
+    await asyncio.sleep(IDLE_SECONDS)
+    after, ended = await bench.all_counts(), time.monotonic()
+    (path_before, rest_before), (path_after, rest_after) = command_totals(before), command_totals(after)
+    seconds = ended - started
+    return (path_after - path_before) / seconds, (rest_after - rest_before) / seconds
 
 
 async def run(bench: Bench) -> Section:
@@ -126,6 +150,7 @@ async def run(bench: Bench) -> Section:
     logs = bench.work_dir / "logs"
     started: list[ManagedProcess] = []
     rows: dict[str, dict[str, Any]] = {}
+    idle = await idle_rates(bench)
     try:
         handler, handler_url = await asyncio.to_thread(
             floor.start,
@@ -153,7 +178,8 @@ async def run(bench: Bench) -> Section:
             # Rounds alternate stack and floor, so that a burst of other work on the machine lands on
             # both sides; the verdict is on the mean of the rounds' ratios.
             rounds = [
-                await compare(bench, stack_load, floor_load, stack_pids, floor_pids) for _ in range(ROUNDS)
+                await compare(bench, stack_load, floor_load, stack_pids, floor_pids, idle=idle)
+                for _ in range(ROUNDS)
             ]
             rows[label] = row = {
                 **rounds[0],
@@ -179,6 +205,7 @@ async def run(bench: Bench) -> Section:
         for proc in reversed(started):
             await asyncio.to_thread(proc.stop)
     report(bench, section, rows)
+    whole_system(section, rows, idle)
     return section
 
 
@@ -301,24 +328,86 @@ def per_request(used: dict[str, float], result: WrkResult) -> dict[str, float]:
     return {name: seconds * 1000 / max(1, result.requests) for name, seconds in used.items()}
 
 
+def command_totals(counts: dict[str, Any]) -> tuple[float, float]:
+    """Commands sent so far on the request path (catalog's and access's `api` clients) and after it
+    (every service's relay and consumers, and history, which only consumes)."""
+    path = sum(client_total(counts[s], "api") for s in ("catalog_service", "access_service"))
+    after = sum(client_total(counts[s], "relay", "consumer") for s in SERVICES) + client_total(
+        counts["history_service"], "api"
+    )
+    return path, after
+
+
 def commands_per_request(
-    before: dict[str, Any], after: dict[str, Any], settled: dict[str, Any], result: WrkResult
+    before: dict[str, Any],
+    after: dict[str, Any],
+    settled: dict[str, Any],
+    result: WrkResult,
+    periodic: tuple[float, float],
 ) -> dict[str, Any]:
-    """Request-path commands (catalog + access `api`) and what followed (relay, consumers, history)."""
+    """Request-path commands and what followed (relay, consumers, history), per request; and the share of
+    each that the periodic passes would have sent anyway over the same time (`periodic`, from the idle
+    stack's rates)."""
     requests = max(1, result.requests)
-    path = sum(
-        client_total(after[s], "api") - client_total(before[s], "api")
-        for s in ("catalog_service", "access_service")
-    )
-    background = (
-        sum(
-            client_total(settled[s], "relay", "consumer") - client_total(before[s], "relay", "consumer")
-            for s in SERVICES
-        )
-        + client_total(settled["history_service"], "api")
-        - client_total(before["history_service"], "api")
-    )
+    path = command_totals(after)[0] - command_totals(before)[0]
+    background = command_totals(settled)[1] - command_totals(before)[1]
     return {
         "api_per_request": path / requests,
         "background_per_request": background / requests,
+        "periodic_per_request": (periodic[0] + periodic[1]) / requests,
+        "whole_per_request": max(0.0, path + background - periodic[0] - periodic[1]) / requests,
     }
+
+
+def whole_system(section: Section, rows: dict[str, dict[str, Any]], idle: tuple[float, float]) -> None:
+    """Issue 12's count: every service's commands per request, request path and after, less what the
+    periodic passes send whether requests come or not; against <= 1 per read and <= 3 per member write."""
+    table = section.table(
+        "Whole system: MongoDB commands per request (every service's clients)",
+        [
+            "request",
+            "request path",
+            "after (relay, consumers)",
+            "periodic passes over the same time (left out)",
+            "whole system, caused by the request",
+            "target",
+            "verdict",
+        ],
+    )
+    verdicts: dict[str, bool] = {}
+    for label, row in rows.items():
+        kind = "write" if label.startswith("add") else "read"
+        limit = WHOLE_SYSTEM_TARGETS[kind]
+        ok = round(row["whole_per_request"], 2) <= limit
+        verdicts[kind] = verdicts.get(kind, True) and ok
+        table.add(
+            label,
+            row["api_per_request"],
+            row["background_per_request"],
+            row["periodic_per_request"],
+            row["whole_per_request"],
+            f"<= {limit:.0f} per {kind}",
+            PASS if ok else MISS,
+        )
+    section.notes.append(
+        f"Periodic passes: the settled stack, with no request coming, sent {idle[0]:.1f} commands/s on the "
+        f"request path's clients and {idle[1]:.1f}/s on the others over {IDLE_SECONDS:.0f} s (the relay's "
+        "polling pass, the recovery passes); that rate times each run's duration is left out of its whole-"
+        "system figure. Dialect A's add answers with every member of the collection, so its request path "
+        "holds one read of the members besides the write's begin, apply and finish (member_repository.py)."
+    )
+    section.data["whole_system"] = {
+        label: {k: row[k] for k in ("api_per_request", "background_per_request", "periodic_per_request")}
+        | {"whole_per_request": row["whole_per_request"]}
+        for label, row in rows.items()
+    }
+    section.data["verdicts"] += [
+        (
+            f"3: whole system <= {WHOLE_SYSTEM_TARGETS['read']:.0f} command per read",
+            PASS if verdicts.get("read", False) else MISS,
+        ),
+        (
+            f"3: whole system <= {WHOLE_SYSTEM_TARGETS['write']:.0f} commands per member write",
+            PASS if verdicts.get("write", False) else MISS,
+        ),
+    ]
