@@ -39,14 +39,12 @@ class ShortAnswer(web.StreamResponse):
         headers[hdrs.CONTENT_LENGTH] = str(len(self._whole))
         if hdrs.DATE not in headers:
             headers[hdrs.DATE] = rfc822_formatted_time()
-        self._req = request
         self._keep_alive = True
         await request._prepare_hook(self)  # the prepare signals, as `web.Response` sends them
         await writer.write_headers(f"HTTP/1.1 {self.status} {self.reason}", headers)
         await writer.write_eof(self._whole)
         self._eof_sent = True
         self._body_length = writer.output_size
-        self._req = None
         return None
 
 
