@@ -396,11 +396,8 @@ def whole_system(section: Section, rows: dict[str, dict[str, Any]], idle: tuple[
         "system figure. Dialect A's add answers with every member of the collection, so its request path "
         "holds one read of the members besides the write's begin, apply and finish (member_repository.py)."
     )
-    section.data["whole_system"] = {
-        label: {k: row[k] for k in ("api_per_request", "background_per_request", "periodic_per_request")}
-        | {"whole_per_request": row["whole_per_request"]}
-        for label, row in rows.items()
-    }
+    fields = ("api_per_request", "background_per_request", "periodic_per_request", "whole_per_request")
+    section.data["whole_system"] = {label: {k: row[k] for k in fields} for label, row in rows.items()}
     section.data["verdicts"] += [
         (
             f"3: whole system <= {WHOLE_SYSTEM_TARGETS['read']:.0f} command per read",
