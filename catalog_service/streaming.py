@@ -1,5 +1,9 @@
 """JSON answers written as they are produced: an async iterator inside the value becomes a JSON array sent
-item by item, so an answer listing a million members never exists whole in memory."""
+item by item, so an answer listing a million members never exists whole in memory.
+
+A HEAD request gets the head a GET would get and no body: aiohttp frames a `StreamResponse` to HEAD with
+neither a length nor chunks, so anything written would reach the client as stray bytes where its next
+answer should start (docs/security.md, "HEAD answers carry no body")."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 FLUSH_BYTES = 64 * 1024
 _encode = json.JSONEncoder(ensure_ascii=True).encode
@@ -75,13 +79,17 @@ class _Writer:
 
 
 async def stream_json(request: web.Request, value: Any, *, status: int = 200) -> web.StreamResponse:
-    """Answer `value` as JSON; async iterators in it are streamed, zero-argument callables evaluated late."""
+    """Answer `value` as JSON; async iterators in it are streamed, zero-argument callables evaluated late.
+
+    To HEAD, the same status and headers and no body: the value's iterators are never started (no query
+    runs for members nobody will read) and its callables never called."""
     response = web.StreamResponse(status=status)
     response.content_type = "application/json"
     response.charset = "utf-8"
     await response.prepare(request)
-    writer = _Writer(response)
-    await writer.value(value)
-    await writer.flush()
+    if request.method != hdrs.METH_HEAD:
+        writer = _Writer(response)
+        await writer.value(value)
+        await writer.flush()
     await response.write_eof()
     return response

@@ -9,7 +9,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiohttp import ClientSession, ClientTimeout, TCPConnector, web, web_protocol
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, hdrs, web, web_protocol
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
@@ -126,6 +126,22 @@ async def hide_server_banner(_request: web.Request, response: web.StreamResponse
     response.headers["Server"] = SERVER_NAME
 
 
+async def discard_head_body(request: web.Request, _response: web.StreamResponse) -> None:
+    """To HEAD, drop whatever the handler writes with `write`: the answer is the head alone.
+
+    aiohttp frames a `StreamResponse` to HEAD with neither a length nor chunks and still sends what
+    `write` is given; a client that rightly reads no body after a HEAD head would take those bytes for
+    the start of its next answer on the connection. Here, after aiohttp has set the body's length (it
+    runs between preparing the headers and sending them), the writer is told the body is empty: aiohttp
+    discards what a write would put past it. `web.Response` needs none of this (aiohttp sends no body
+    of its own to HEAD); `write_eof(data)` and compression bypass it, and no service uses either:
+    `catalog_service.streaming` writes nothing to HEAD in the first place, and `tests/e2e/test_head.py`
+    sends HEAD to every route of every service.
+    """
+    if request.method == hdrs.METH_HEAD:
+        request.writer.length = 0
+
+
 _aiohttp_handle_error = web_protocol.RequestHandler.handle_error
 
 
@@ -195,6 +211,10 @@ def create_service_app(settings: ServiceSettings, *, internal_auth: bool = True)
     if traced:
         app.on_cleanup.append(_flush_spans)
     app.on_response_prepare.append(hide_server_banner)
+    if internal_auth:
+        # The services only. The gateway writes no body to HEAD itself (it relays the service's answer as
+        # bodiless), and a prepare signal would turn off its direct path (gateway/front.py).
+        app.on_response_prepare.append(discard_head_body)
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = Metrics(settings.service_name)
     app[READINESS_KEY] = {}
