@@ -43,10 +43,12 @@ def upstream_session(timeout_seconds: float) -> ClientSession:
 def upstream_pool(timeout_seconds: float) -> UpstreamPool:
     """Kept-alive connections to every service replica (`gateway.upstream`): the services keep theirs
     open 75 s, so the gateway, at 30 s, is always the side that closes an idle one. Nothing an answer
-    sets (cookies) is kept. The timeout bounds connecting and each wait for the upstream's next bytes,
-    not the whole answer: a streamed answer (dialect A lists every member; 1,000,000 take the stand-in
-    about 45 s) keeps flowing as long as its bytes do."""
-    return UpstreamPool(timeout_seconds, idle_seconds=30.0)
+    sets (cookies) is kept. Each request carries an exchange token the services echo
+    (`shared.web.echo_exchange`): an answer without its request's token is refused. The timeout bounds
+    connecting and each wait for the upstream's next bytes, not the whole answer: a streamed answer
+    (dialect A lists every member; 1,000,000 take the stand-in about 45 s) keeps flowing as long as its
+    bytes do."""
+    return UpstreamPool(timeout_seconds, idle_seconds=30.0, correlate=True)
 
 
 async def forward(

@@ -3,19 +3,36 @@
 The gateway forwards every request and relays every answer; aiohttp's client session did that with a
 request object, a response object, a connector lease, timers and trace hooks per call, which made up most
 of what the gateway cost beyond the aiohttp server itself (bench/README.md, section 2). Here a request is
-one write of bytes built in one pass, and an answer is read straight from the connection's buffer.
+one write of bytes built in one pass, and an answer is read by llhttp (Node.js's HTTP parser, through
+`httptools`, as uvicorn reads requests) straight from the socket: no HTTP framing is parsed by hand.
 
 What an answer may be is strict, because anything unexpected is a broken upstream, never something to
-guess at: HTTP/1.0 or 1.1, a three-digit status of 200-599, header lines of `name: value` separated by
-CRLF (no bare CR or LF, no folded lines), at most one Content-Length (digits) or `Transfer-Encoding:
-chunked`, never both. Anything else is `UpstreamError`, and the connection is closed: its bytes are never
-read as the start of another answer. An answer is framed by its length, its chunks, or (HTTP/1.0 style)
-the connection's end; only a connection whose answer was read to its last byte is used again.
+guess at: whatever llhttp refuses in its strict mode (bare CR or LF, folded lines, an invalid token or
+value byte, Content-Length beside Transfer-Encoding, a repeated or non-decimal Content-Length, a chunk
+size that overflows), and besides: a version other than HTTP/1.0 or 1.1, a status outside 200-599, a
+transfer coding other than `chunked` alone, a head over 64 KB, more than 64 trailer lines, and, when the
+pool correlates (the gateway's does), an answer that does not echo the exchange token its request
+carried. Anything else is `UpstreamError`, and the connection is closed.
+
+Reuse follows nginx's rules, stricter where a broken service could make them guess (RFC 9112 section 6.3;
+docs/security.md, "Upstream answers"):
+- a connection goes back to the pool only after an answer framed by Content-Length or chunks (or bodiless
+  by its status) was read to its last byte, with nothing after it, and the upstream keeps it alive;
+- answers to HEAD, and 204 and 304 answers, have no body whatever their headers say; a connection that
+  answered a HEAD is never used again (a service that wrongly sends a body after a HEAD's head would
+  otherwise put it in front of the next answer, and where that head ends cannot be told from the bytes);
+- any byte that arrives after an answer's end, or on an idle pooled connection, closes the connection;
+- an answer framed by the connection's end (no length, not chunked) ends the connection.
+Bytes a broken or hostile service sends late, after the gateway already wrote the next request on a
+reused connection, would look like that request's answer; the exchange token rules them out: each
+request carries a fresh `X-Hub-Exchange` value, the services echo it (`shared.web`), and an answer
+without the right one is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import ssl
 import time
@@ -23,54 +40,98 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from typing import cast
 
+import httptools
 from yarl import URL
+
+from shared.principal import EXCHANGE_HEADER
 
 # An answer's status line and headers together: services send a few hundred bytes.
 MAX_HEAD_BYTES = 64 * 1024
-MAX_CHUNK_LINE_BYTES = 4096
 MAX_TRAILER_LINES = 64
-# Past this many unread bytes the connection stops reading until the relay takes some (backpressure).
+# Bytes the parser may take without reporting a header, a chunk or body data (a chunk line, a trailer
+# line): past this the answer is refused, so a never-ending line cannot grow memory.
+MAX_FRAMING_BYTES = 64 * 1024
+# Past this many unread body bytes the connection stops reading until the relay takes some (backpressure).
 HIGH_WATER_BYTES = 256 * 1024
 # Methods sent again on a fresh connection when a reused one turned out closed before any answer.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Methods that carry a body: sent with `Content-Length: 0` when the caller sent none.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 # Control characters other than tab: never in a request line or header value the gateway writes.
 _UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-# An answer's head: the status line (a final status, 200-599), then header lines of a token, a colon
-# and a value of anything but control characters (tab aside), each line ended by CRLF.
-_HEAD = re.compile(
-    rb"HTTP/1\.([01]) ([2-5][0-9][0-9])(?: [^\x00-\x08\x0a-\x1f\x7f]*)?"
-    rb"((?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*)*)"
-)
+_BODILESS_STATUSES = frozenset({204, 304})
 
 
 class UpstreamError(Exception):
     """The upstream could not be reached, went away, stalled, or answered something that is not HTTP."""
 
 
+class _HeadOnly(Exception):
+    """Raised from the parser's callback when a HEAD answer's head is complete: nothing after it is read."""
+
+
 class _Connection(asyncio.Protocol):
-    """One TCP connection: received bytes in a buffer, and a waiter for more."""
+    """One TCP connection, and the answer being read on it: llhttp is fed every received byte, and its
+    callbacks fill in the head and queue the body's pieces for the reader."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
         self._loop = loop
         self._read_timeout = read_timeout
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
         self.ended = False  # the peer closed (or the connection failed): no more bytes will come
         self.reset = False  # it ended in an error (a reset), not a clean close
+        self.stray = False  # bytes came that no request asked for: never used again
         self.idle_since = 0.0
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
+        # The answer being read (`expect` starts one).
+        self._parser: httptools.HttpResponseParser | None = None
+        self._method = ""
+        self._token: str | None = None
+        self.received = 0  # bytes of this answer so far
+        self._unframed = 0  # bytes fed since the parser last reported progress
+        self.head_done = False
+        self.complete = False  # the answer's last byte was read (or, framed by the end, the end came)
+        self.failure: UpstreamError | None = None
+        self.status = 0
+        self.keep_alive = False
+        self.headers: dict[str, str] = {}
+        self._trailers = 0
+        self._head_size = 0  # the header lines' bytes (names, values, separators)
+        self.body: deque[bytes] = deque()
+        self.buffered = 0
+
+    # asyncio's side
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) > HIGH_WATER_BYTES and self.transport is not None and not self._paused:
+        parser = self._parser
+        if parser is None or self.complete:  # after the answer's end, or on an idle connection
+            self._refuse_stray()
+            return
+        self.received += len(data)
+        self._unframed += len(data)
+        try:
+            parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:  # a callback's error: context
+            cause = exc.__context__
+            if isinstance(cause, _HeadOnly):
+                pass  # a HEAD answer ends at its head; its connection is never used again
+            elif self.complete:  # the answer was whole; what came after it was not asked for
+                self._refuse_stray()
+            elif isinstance(cause, UpstreamError):
+                self._fail(cause)
+            else:
+                self._fail(UpstreamError(f"malformed answer from upstream: {exc}"))
+        if self.failure is None and not self.complete:
+            if not self.head_done and self.received > MAX_HEAD_BYTES:
+                self._fail(UpstreamError("answer head too long from upstream"))
+            elif self._unframed > MAX_FRAMING_BYTES:
+                self._fail(UpstreamError("chunk or trailer line too long from upstream"))
+        if self.buffered > HIGH_WATER_BYTES and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
         self._wake()
@@ -85,26 +146,119 @@ class _Connection(asyncio.Protocol):
         self.reset = exc is not None
         self._wake()
 
+    # llhttp's side (its callbacks)
+
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second message after the answer: bytes nobody asked for
+            raise UpstreamError("bytes after the answer from upstream")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._unframed = 0
+        if self.head_done:
+            self._trailers += 1  # trailer fields are read and dropped
+            if self._trailers > MAX_TRAILER_LINES:
+                raise UpstreamError("too many trailer lines from upstream")
+            return
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > MAX_HEAD_BYTES:  # arrived in one piece with its body, so not refused before
+            raise UpstreamError("answer head too long from upstream")
+        key = name.decode("ascii").lower()  # llhttp admits only token characters in a name
+        text = value.strip(b" \t").decode("utf-8", "surrogateescape")
+        if key in self.headers:
+            if key == "transfer-encoding":  # llhttp refuses a repeated Content-Length itself
+                raise UpstreamError(f"{key} sent twice by upstream")
+            self.headers[key] += ", " + text
+        else:
+            self.headers[key] = text
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        assert parser is not None
+        if parser.get_http_version() not in ("1.0", "1.1"):
+            raise UpstreamError("malformed answer head from upstream: HTTP version")
+        status = parser.get_status_code()
+        if not 200 <= status <= 599:  # nothing the gateway sends asks for an interim answer
+            raise UpstreamError(f"malformed answer head from upstream: status {status}")
+        encoding = self.headers.get("transfer-encoding")
+        if encoding is not None and encoding.lower() != "chunked":
+            raise UpstreamError(f"transfer coding {encoding!r} from upstream")
+        if self._token is not None and self.headers.get(EXCHANGE_FIELD) != self._token:
+            raise UpstreamError("answer not for this request from upstream (exchange token)")
+        self.status = status
+        self.keep_alive = parser.should_keep_alive()
+        self.head_done = True
+        self._unframed = 0
+        if self._method == "HEAD":
+            self.complete = True
+            raise _HeadOnly
+
+    def on_body(self, piece: bytes) -> None:
+        self._unframed = 0
+        self.body.append(piece)
+        self.buffered += len(piece)
+
+    def on_chunk_header(self) -> None:
+        self._unframed = 0
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+    # the reader's side
+
+    def expect(self, method: str, token: str | None) -> None:
+        """Start reading the answer to a request about to be written."""
+        self._parser = httptools.HttpResponseParser(self)
+        self._method = method
+        self._token = token
+        self.received = self._unframed = self._trailers = self._head_size = self.status = self.buffered = 0
+        self.head_done = self.complete = self.keep_alive = False
+        self.failure = None
+        self.headers = {}
+        self.body.clear()
+
+    def done(self) -> None:
+        """The answer was taken whole: the connection is idle, and any byte that comes now is stray."""
+        self._parser = None
+
+    def _refuse_stray(self) -> None:
+        self.stray = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, failure: UpstreamError) -> None:
+        self.failure = failure
+        if self.transport is not None:
+            self.transport.close()
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     def usable(self) -> bool:
-        """Open, and holding no stray bytes (an idle connection that received some is broken)."""
+        """Open, and never sent a byte nobody asked for."""
         transport = self.transport
-        return not self.ended and not self.buffer and transport is not None and not transport.is_closing()
+        return not self.ended and not self.stray and transport is not None and not transport.is_closing()
 
     def close(self) -> None:
+        """Close the connection; whatever it was reading is abandoned."""
         self.ended = True
+        self._parser = None
         if self.transport is not None:
             self.transport.close()
 
+    def take(self) -> bytes:
+        """The next received piece of the body (there is one)."""
+        piece = self.body.popleft()
+        self.buffered -= len(piece)
+        if self._paused and self.buffered <= HIGH_WATER_BYTES // 2 and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return piece
+
     async def more(self, until: float | None = None) -> None:
-        """Wait until more bytes arrive; UpstreamError if none will, or none came in the read timeout (or
-        by the loop time `until`, when given and sooner)."""
-        if self.ended:
-            raise UpstreamError("upstream closed the connection")
+        """Wait until something happens on the connection (bytes, its end); UpstreamError if nothing did in
+        the read timeout (or by the loop time `until`, when given and sooner)."""
         if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
@@ -116,17 +270,6 @@ class _Connection(asyncio.Protocol):
         finally:
             timer.cancel()
             self._waiter = None
-        if not self.buffer and self.ended:
-            raise UpstreamError("upstream closed the connection")
-
-    def take(self, n: int) -> bytes:
-        """Up to `n` buffered bytes, removed from the buffer."""
-        data = bytes(self.buffer[:n])
-        del self.buffer[:n]
-        if self._paused and len(self.buffer) <= HIGH_WATER_BYTES // 2 and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
-        return data
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -134,40 +277,40 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(UpstreamError("upstream stalled"))
 
 
+# The header that pairs an answer with its request (sent and checked by a correlating pool).
+EXCHANGE_FIELD = EXCHANGE_HEADER.lower()
+
+
 class UpstreamResponse:
     """An answer's status and headers, and its body to read whole or piece by piece, exactly once."""
 
-    def __init__(
-        self,
-        pool: UpstreamPool,
-        key: str,
-        connection: _Connection,
-        *,
-        status: int,
-        headers: dict[str, str],
-        length: int | None,
-        framing: str,
-        reusable: bool,
-    ) -> None:
-        self.status = status
-        self.headers = headers
+    def __init__(self, pool: UpstreamPool, key: str, connection: _Connection, method: str) -> None:
+        self.status = connection.status
+        self.headers = connection.headers
+        declared = self.headers.get("content-length")
         # The body's length when the upstream said it (None: chunked, or until the connection ends).
-        self.length = length
+        self.length = int(declared) if declared is not None else None
         self._pool = pool
         self._key = key
         self._connection: _Connection | None = connection
-        self._framing = framing  # "length", "chunked", "close" (until the connection ends) or "none"
-        self._reusable = reusable and framing != "close"
-        self._remaining = length or 0  # of a sized body
+        if method == "HEAD" or self.status in _BODILESS_STATUSES:
+            self._framing = "none"
+        elif "transfer-encoding" in self.headers:
+            self._framing = "chunked"
+        else:
+            self._framing = "length" if self.length is not None else "close"
+        # HEAD: where its head ended cannot be told from what a broken service sends after it.
+        self._reusable = connection.keep_alive and self._framing != "close" and method != "HEAD"
 
     async def read(self) -> bytes:
         """The whole body (for answers of a known, bounded length)."""
         connection = self._connection
-        if self._framing == "length" and connection is not None and len(connection.buffer) >= self._remaining:
-            body = connection.take(self._remaining)  # all here already: the usual case for short answers
-            self._remaining = 0
+        if connection is not None and connection.complete:  # all here already: the usual case
+            body = b"".join(connection.body) if len(connection.body) != 1 else connection.body[0]
+            connection.body.clear()
+            connection.buffered = 0
             self._finish()
-            return body
+            return body if self._framing != "none" else b""
         return b"".join([piece async for piece in self.pieces()])
 
     async def pieces(self) -> AsyncIterator[bytes]:
@@ -175,25 +318,31 @@ class UpstreamResponse:
         connection = self._connection
         if connection is None:
             return
-        if self._framing == "chunked":
-            async for piece in _chunks(connection):
-                yield piece
-        elif self._framing == "length":
-            while self._remaining:
-                if not connection.buffer:
+        if self._framing != "none":
+            while True:
+                if connection.body:
+                    yield connection.take()
+                elif connection.complete:
+                    break
+                elif connection.failure is not None:
+                    raise connection.failure
+                elif connection.ended:
+                    if self._framing == "close" and not connection.reset:
+                        break  # framed by the connection's end, which came cleanly
+                    raise UpstreamError(
+                        "upstream connection reset mid-answer"
+                        if connection.reset
+                        else "upstream closed the connection mid-answer"
+                    )
+                else:
                     await connection.more()
-                piece = connection.take(self._remaining)
-                self._remaining -= len(piece)
-                yield piece
-        elif self._framing == "close":
-            async for piece in _until_end(connection):
-                yield piece
         self._finish()
 
     def _finish(self) -> None:
         """The body was read to its end: the connection may serve another request."""
         connection, self._connection = self._connection, None
         if connection is not None:
+            connection.done()
             if self._reusable and connection.usable():
                 self._pool.release(self._key, connection)
             else:
@@ -204,60 +353,6 @@ class UpstreamResponse:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
-
-
-async def _until_end(connection: _Connection) -> AsyncIterator[bytes]:
-    """A body framed by the connection's end (HTTP/1.0 style): a reset is an error, not its end."""
-    while True:
-        if not connection.buffer:
-            if connection.ended:
-                if connection.reset:  # cut off, not ended: its length cannot be told
-                    raise UpstreamError("upstream connection reset mid-answer")
-                return
-            try:
-                await connection.more()
-            except UpstreamError:
-                if not connection.ended:  # stalled
-                    raise
-                continue  # it ended: the top of the loop tells a close from a reset
-        yield connection.take(len(connection.buffer))
-
-
-async def _chunks(connection: _Connection) -> AsyncIterator[bytes]:
-    """A chunked body's data, its framing checked (RFC 9112 section 7.1); trailers are read and dropped."""
-    while True:
-        line = await _line(connection)
-        size_field = line.split(b";", 1)[0].strip(b" \t")
-        if not _CHUNK_SIZE.fullmatch(size_field):
-            raise UpstreamError("malformed chunk size from upstream")
-        size = int(size_field, 16)
-        if size == 0:
-            for _ in range(MAX_TRAILER_LINES):  # trailer fields, up to the empty line
-                if not await _line(connection):
-                    return
-            raise UpstreamError("too many trailer lines from upstream")
-        while size:
-            if not connection.buffer:
-                await connection.more()
-            piece = connection.take(size)
-            size -= len(piece)
-            yield piece
-        if await _line(connection):
-            raise UpstreamError("malformed chunk from upstream")
-
-
-async def _line(connection: _Connection) -> bytes:
-    """One CRLF-terminated line, without its CRLF."""
-    while (end := connection.buffer.find(b"\r\n")) < 0:
-        if len(connection.buffer) > MAX_CHUNK_LINE_BYTES:
-            raise UpstreamError("chunk line too long from upstream")
-        await connection.more()
-    if end > MAX_CHUNK_LINE_BYTES:
-        raise UpstreamError("chunk line too long from upstream")
-    line = connection.take(end + 2)[:-2]
-    if b"\r" in line or b"\n" in line:
-        raise UpstreamError("malformed chunk line from upstream")
-    return line
 
 
 class _Address:
@@ -279,9 +374,10 @@ class UpstreamPool:
     closed after `idle_seconds` (the services keep theirs 75 s, so the gateway is the side that closes).
 
     `timeout` bounds connecting and each wait for the upstream's next bytes, not a whole answer: a streamed
-    answer keeps flowing as long as its bytes do."""
+    answer keeps flowing as long as its bytes do. With `correlate`, each request carries a fresh
+    `X-Hub-Exchange` token and an answer that does not echo it is refused (the module's docstring)."""
 
-    def __init__(self, timeout: float, idle_seconds: float = 30.0) -> None:
+    def __init__(self, timeout: float, idle_seconds: float = 30.0, *, correlate: bool = False) -> None:
         self.timeout = timeout
         self._idle_seconds = idle_seconds
         # Per replica, oldest first: taken from the right (newest), expired from the left.
@@ -289,6 +385,7 @@ class UpstreamPool:
         self._sweeper: asyncio.TimerHandle | None = None
         self._addresses: dict[str, _Address] = {}
         self._closed = False
+        self._exchanges = itertools.count(1) if correlate else None
 
     async def request(
         self, base_url: str, method: str, target: str, header_lines: str, body: bytes | None
@@ -300,35 +397,36 @@ class UpstreamPool:
         address = self._addresses.get(base_url)
         if address is None:
             address = self._addresses[base_url] = _Address(base_url)
+        token = None
+        if self._exchanges is not None:
+            token = f"{next(self._exchanges):x}"
+            header_lines = f"{header_lines}{EXCHANGE_HEADER}: {token}\r\n"
         message = _message(address, method, target, header_lines, body)
         connection = self._acquire(base_url)
         if connection is not None:
             try:
-                return await self._exchange(base_url, connection, method, message)
+                return await self._exchange(base_url, connection, method, token, message)
             except _NothingCame:
                 if method not in IDEMPOTENT:
                     raise UpstreamError("upstream closed a kept-alive connection") from None
         connection = await self._connect(address)
         try:
-            return await self._exchange(base_url, connection, method, message)
+            return await self._exchange(base_url, connection, method, token, message)
         except _NothingCame:
             raise UpstreamError("upstream closed the connection") from None
 
     async def _exchange(
-        self, key: str, connection: _Connection, method: str, message: bytes
+        self, key: str, connection: _Connection, method: str, token: str | None, message: bytes
     ) -> UpstreamResponse:
         assert connection.transport is not None
         try:
+            connection.expect(method, token)
             connection.transport.write(message)
-            head = await _head(connection, asyncio.get_running_loop().time() + self.timeout)
+            await _head(connection, asyncio.get_running_loop().time() + self.timeout)
         except BaseException:  # an error, a stall or a cancellation: the connection's state is unknown
             connection.close()
             raise
-        try:
-            return _response(self, key, connection, method, head)
-        except UpstreamError:
-            connection.close()
-            raise
+        return UpstreamResponse(self, key, connection, method)
 
     def _acquire(self, key: str) -> _Connection | None:
         idle = self._idle.get(key)
@@ -426,78 +524,19 @@ def _message(address: _Address, method: str, target: str, lines: str, body: byte
     return data + body if body else data
 
 
-async def _head(connection: _Connection, until: float) -> bytes:
-    """An answer's status line and headers, without the empty line that ends them, whole by the loop
-    time `until` (a head is not a stream: bytes trickling in do not keep it going)."""
-    while (end := connection.buffer.find(b"\r\n\r\n")) < 0:
-        if len(connection.buffer) > MAX_HEAD_BYTES:
-            raise UpstreamError("answer head too long from upstream")
+async def _head(connection: _Connection, until: float) -> None:
+    """Wait for the answer's status line and headers, whole by the loop time `until` (a head is not a
+    stream: bytes trickling in do not keep it going)."""
+    while not connection.head_done:
+        if connection.failure is not None:
+            raise connection.failure
         if connection.ended:
-            if not connection.buffer:
+            if not connection.received:
                 raise _NothingCame
             raise UpstreamError("upstream closed the connection mid-answer")
         try:
             await connection.more(until)
         except UpstreamError:
-            if connection.ended and not connection.buffer:  # closed before any byte of an answer
+            if connection.ended and not connection.received:  # closed before any byte of an answer
                 raise _NothingCame from None
             raise
-    if end > MAX_HEAD_BYTES:
-        raise UpstreamError("answer head too long from upstream")
-    return connection.take(end + 4)[:-4]
-
-
-def _response(
-    pool: UpstreamPool, key: str, connection: _Connection, method: str, head: bytes
-) -> UpstreamResponse:
-    """Read the head strictly (see the module's docstring) and frame the body."""
-    match = _HEAD.fullmatch(head)
-    if match is None:
-        raise UpstreamError("malformed answer head from upstream")
-    version, code, fields = match.groups()
-    headers = _fields(fields)
-    status = int(code)
-    reusable = version == b"1" and "close" not in headers.get("connection", "").lower()
-    encoding = headers.get("transfer-encoding")
-    declared = headers.get("content-length")
-    if encoding is not None and declared is not None:
-        raise UpstreamError("both Content-Length and Transfer-Encoding from upstream")
-    if declared is not None and (not declared.isascii() or not declared.isdigit() or len(declared) > 18):
-        raise UpstreamError("malformed Content-Length from upstream")
-    length = int(declared) if declared is not None else None
-    if method == "HEAD" or status in (204, 304):
-        framing = "none"
-    elif encoding is not None:
-        if encoding.lower() != "chunked":
-            raise UpstreamError(f"transfer coding {encoding!r} from upstream")
-        framing = "chunked"
-    else:
-        framing = "length" if length is not None else "close"
-    return UpstreamResponse(
-        pool,
-        key,
-        connection,
-        status=status,
-        headers=headers,
-        length=length,
-        framing=framing,
-        reusable=reusable,
-    )
-
-
-def _fields(block: bytes) -> dict[str, str]:
-    """Header lines (each after a CRLF; their shape checked by `_HEAD`) as lower-cased names to values,
-    repeated ones joined by commas as RFC 9110 allows; a repeated Content-Length or Transfer-Encoding is
-    refused."""
-    headers: dict[str, str] = {}
-    for line in block.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        key = name.decode("ascii").lower()
-        text = value.strip(b" \t").decode("utf-8", "surrogateescape")
-        if key in headers:
-            if key in ("content-length", "transfer-encoding"):
-                raise UpstreamError(f"{key} sent twice by upstream")
-            headers[key] += ", " + text
-        else:
-            headers[key] = text
-    return headers

@@ -20,6 +20,8 @@ PRINCIPAL_HEADER = "X-Hub-Principal"
 SECRET_HEADER = "X-Hub-Internal-Secret"  # noqa: S105 - a header name, not a secret
 FORWARDED_HEADER = "X-Hub-Forwarded"
 REQUEST_ID_HEADER = "X-Request-ID"
+# Pairs a service's answer with the gateway's request: sent fresh on each, echoed back (gateway/upstream.py).
+EXCHANGE_HEADER = "X-Hub-Exchange"
 
 Role = Literal["admin", "user", "guest"]
 

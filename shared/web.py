@@ -24,6 +24,7 @@ from shared.metrics import METRICS_KEY, Metrics, metrics_middleware
 from shared.mongo import Document, create_mongo_client, ping
 from shared.outbox import OutboxRelay, collecting
 from shared.principal import (
+    EXCHANGE_HEADER,
     FORWARDED_HEADER,
     PRINCIPAL_HEADER,
     PRINCIPAL_KEY,
@@ -142,6 +143,19 @@ async def discard_head_body(request: web.Request, _response: web.StreamResponse)
         request.writer.length = 0
 
 
+# The gateway's exchange tokens: a counter in hex.
+_EXCHANGE_TOKEN = re.compile(r"[0-9a-f]{1,16}")
+
+
+async def echo_exchange(request: web.Request, response: web.StreamResponse) -> None:
+    """Echo the gateway's exchange token on every answer, streamed ones included: the gateway refuses an
+    answer that does not carry its request's token, so bytes a broken service sends after an answer can
+    never pass for the next request's answer (gateway/upstream.py)."""
+    token = request.headers.get(EXCHANGE_HEADER)
+    if token is not None and _EXCHANGE_TOKEN.fullmatch(token):
+        response.headers[EXCHANGE_HEADER] = token
+
+
 _aiohttp_handle_error = web_protocol.RequestHandler.handle_error
 
 
@@ -215,6 +229,7 @@ def create_service_app(settings: ServiceSettings, *, internal_auth: bool = True)
         # The services only. The gateway writes no body to HEAD itself (it relays the service's answer as
         # bodiless), and a prepare signal would turn off its direct path (gateway/front.py).
         app.on_response_prepare.append(discard_head_body)
+        app.on_response_prepare.append(echo_exchange)
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = Metrics(settings.service_name)
     app[READINESS_KEY] = {}

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from gateway.proxy import BUFFERED_MAX_BYTES, forward, upstream_pool
 from gateway.upstream import UpstreamPool
 from shared.errors import error_middleware
+from shared.web import echo_exchange
 
 LONG = bytes(range(256)) * (4 * BUFFERED_MAX_BYTES // 256)
 SESSION_KEY = web.AppKey("pool", UpstreamPool)
@@ -76,6 +77,7 @@ async def busy(_request: web.Request) -> web.Response:
 async def gateway() -> AsyncIterator[str]:
     """An upstream with the four routes, and an app forwarding everything to it: the app's URL."""
     upstream_app = web.Application()
+    upstream_app.on_response_prepare.append(echo_exchange)  # as every service does
     upstream_app.router.add_get("/short", short)
     upstream_app.router.add_get("/long", long)
     upstream_app.router.add_get("/unknown", unknown_length)
@@ -158,6 +160,7 @@ async def test_an_answer_longer_than_the_timeout_arrives_whole_while_it_flows() 
     """The upstream timeout (1 s here) bounds each wait for bytes, not the answer: 1.8 s of streaming
     arrive whole (dialect A's member lists of large collections stream for minutes)."""
     upstream_app = web.Application()
+    upstream_app.on_response_prepare.append(echo_exchange)  # as every service does
     upstream_app.router.add_get("/slow", slow)
     async with TestServer(upstream_app) as upstream:
         app = web.Application()
@@ -210,6 +213,7 @@ async def test_an_answer_that_fails_half_way_is_cut_never_completed_or_followed_
     client sees a truncated answer, never a complete-looking one, and never a second answer (a 503)
     inside the first one's body on a connection it would reuse."""
     upstream_app = web.Application()
+    upstream_app.on_response_prepare.append(echo_exchange)  # as every service does
     upstream_app.router.add_get("/stalls", stalls)
     upstream_app.router.add_get("/dies", dies)
     async with TestServer(upstream_app) as upstream:

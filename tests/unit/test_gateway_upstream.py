@@ -242,12 +242,35 @@ async def test_every_framing_arrives_whole_and_only_a_finished_connection_is_reu
 async def test_a_head_answer_has_no_body_whatever_its_length_says(
     upstream_factory: Start,
 ) -> None:
+    """A HEAD answer ends at its head, whatever its Content-Length says; its connection is never used
+    again (where a head ends cannot be told from a body a broken service sends after it)."""
     upstream = await upstream_factory(always(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n"))
     pool = UpstreamPool(timeout=1)
     for _ in range(2):
         status, headers, body = await exchange(pool, upstream, "HEAD")
         assert (status, headers["content-length"], body) == (200, "11", b"")
-    assert upstream.connections == 1
+    assert upstream.connections == 2
+    await pool.close()
+
+
+async def test_a_body_sent_after_a_head_answer_never_reaches_the_next_request(
+    upstream_factory: Start,
+) -> None:
+    """The audit's desync: a service answers HEAD with its head and then the body anyway (no length, no
+    chunks). The HEAD gets its head; the next GET gets its own answer on a new connection."""
+    streamed = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + b'{"members": [1, 2, 3]}' * 50
+    upstream = await upstream_factory(
+        lambda _c, _n, request: (streamed, False) if request.startswith(b"HEAD") else (OK, False)
+    )
+    pool = UpstreamPool(timeout=1)
+    for _ in range(5):
+        status, _, body = await exchange(pool, upstream, "HEAD")
+        assert (status, body) == (200, b"")
+        assert await exchange(pool, upstream) == (
+            200,
+            {"content-type": "application/json", "content-length": "2"},
+            b"{}",
+        )
     await pool.close()
 
 
