@@ -32,6 +32,7 @@ from catalog_service.views import dialect_c
 from collections_hub.processes import ManagedProcess, free_port, http_ok
 from shared import event_types as ev
 from shared.clock import timestamp
+from shared.web import echo_exchange
 
 REPO = str(Path(__file__).resolve().parent.parent)
 
@@ -186,8 +187,10 @@ def start(role: str, log_dir: Path, *args: str, secret: str = "") -> tuple[Manag
 
 # --- a trivial upstream: the cheapest route a service can have -------------------------------------------
 def create_trivial_app() -> web.Application:
-    """Every path answers `{"status": "ok"}`, as a service's `/healthz` does."""
+    """Every path answers `{"status": "ok"}`, as a service's `/healthz` does, echoing the gateway's
+    exchange token as every service does."""
     app = web.Application()
+    app.on_response_prepare.append(echo_exchange)
     app.router.add_route("*", "/{tail:.*}", healthz)
     return app
 
