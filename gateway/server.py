@@ -59,7 +59,15 @@ def serve_one(create_app: AppFactory, settings: GatewaySettings, *, reuse_port: 
         sockets,
         loop=uvloop.new_event_loop() if settings.uvloop else asyncio.new_event_loop(),
         on_setup=install_front,
+        connections_per_address=connection_cap_share(settings),
     )
+
+
+def connection_cap_share(settings: GatewaySettings) -> int:
+    """This process's share of the per-address connection cap (0: none): with `gateway_workers`
+    processes, each takes 1/N of it (at least 1), so an address never holds more than the cap in all."""
+    cap = settings.max_connections_per_address
+    return max(1, cap // settings.gateway_workers) if cap else 0
 
 
 class Workers:

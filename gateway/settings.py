@@ -38,6 +38,9 @@ class GatewaySettings(ServiceSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Proxies in front of the gateway that append to X-Forwarded-For (0: the peer address is the client).
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
+    # Connections open at once from one TCP peer address (each of `gateway_workers` takes 1/N); the next
+    # one is closed at once (0: no cap). Behind proxies the peer is a proxy: set it above their pools.
+    max_connections_per_address: int = Field(default=256, ge=0)
     # The event loop: uvloop (`HUB_UVLOOP=0` for asyncio's own, e.g. to rule uvloop out when debugging).
     uvloop: bool = True
     # Processes serving the one port (SO_REUSEPORT, Linux); each has its own caches and 1/N of each limit.

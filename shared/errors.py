@@ -82,6 +82,15 @@ class Conflict(DomainError):
     status = 409
 
 
+class RequestTimeout(DomainError):
+    """The request's body did not arrive in time (408); the connection closes after this answer."""
+
+    status = 408
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Connection": "close"})
+
+
 class UriTooLong(DomainError):
     """The request path is longer than any route needs (414)."""
 

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 
+from shared.connections import AddressCounts, BodyDeadline, CappedSite
 from shared.logs import configure_logging
 from shared.settings import ServiceSettings
 
@@ -36,9 +37,11 @@ def run(
     loop: asyncio.AbstractEventLoop | None = None,
     *,
     on_setup: Callable[[web.AppRunner], object] | None = None,
+    connections_per_address: int = 0,
 ) -> None:
     """Serve the app on listening sockets until a stop signal (on `loop`, when given), as `web.run_app`
-    does; `on_setup` sees the runner once the app has started and before any socket accepts."""
+    does; `on_setup` sees the runner once the app has started and before any socket accepts. See
+    `start_sites` for the body deadline and `connections_per_address`."""
     loop = loop or asyncio.new_event_loop()
     runner = service_runner(app, settings)
 
@@ -47,8 +50,7 @@ def run(
         try:
             if on_setup is not None:
                 on_setup(runner)
-            for sock in sockets:
-                await web.SockSite(runner, sock).start()
+            await start_sites(runner, settings, sockets, connections_per_address=connections_per_address)
             await asyncio.Event().wait()  # until a stop signal raises GracefulExit here
         finally:
             await runner.cleanup()
@@ -77,10 +79,38 @@ def service_runner(app: web.Application, settings: ServiceSettings) -> web.AppRu
     return web.AppRunner(
         app,
         handle_signals=True,
-        access_log=None,
-        keepalive_timeout=settings.keepalive_seconds,
         shutdown_timeout=settings.shutdown_timeout,
+        **connection_options(settings),
     )
+
+
+def connection_options(settings: ServiceSettings) -> dict[str, Any]:
+    """What each connection's handler (aiohttp's `RequestHandler`) is built with."""
+    return {"access_log": None, "keepalive_timeout": settings.keepalive_seconds}
+
+
+async def start_sites(
+    runner: web.AppRunner,
+    settings: ServiceSettings,
+    sockets: list[socket.socket],
+    *,
+    connections_per_address: int = 0,
+) -> None:
+    """Accept connections on the sockets of the set-up `runner`: each request's body gets
+    `body_timeout_seconds` (`shared.connections.BodyDeadline`, around whatever handler `on_setup` left);
+    with `connections_per_address` > 0, a connection from an address that has that many open is closed
+    at once (`CappedConnection`; one count for all the sockets)."""
+    server = runner.server
+    if server is None:
+        raise RuntimeError("the runner is not set up")
+    server.request_handler = BodyDeadline(server.request_handler, settings.body_timeout_seconds)
+    if connections_per_address <= 0:
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+        return
+    counts = AddressCounts(connections_per_address)
+    for sock in sockets:
+        await CappedSite(runner, sock, counts, **connection_options(settings)).start()
 
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:

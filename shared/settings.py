@@ -48,6 +48,9 @@ class ServiceSettings(BaseSettings):
     # default is an hour).
     keepalive_seconds: float = Field(default=75.0, gt=0, le=3600)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Seconds a request's body has to arrive in full after its head, else 408 and the connection closes
+    # (`shared.connections`). The gateway forwards only whole bodies; services keep it as a second bound.
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     @property
     def write_concern_w(self) -> int | str:
