@@ -355,7 +355,8 @@ class ReaderViews:
                 readers = await self._share_readers(collection_id)
         if doc is not None:
             readers.add(doc["owner_id"])
-            holders = {fact["u"] for fact in await self.views.facts({"project": doc["project_id"], "k": "R"})}
+            role_facts = await self.views.facts_in_flux({"project": doc["project_id"], "k": "R"})
+            holders = {fact["u"] for fact in role_facts}
             for view in views_of(EVERYONE, doc):
                 changes[view].add(collection_id)
             for user_id in readers:
@@ -366,14 +367,16 @@ class ReaderViews:
         await self.touch_all(changes)
 
     async def _share_readers(self, collection_id: str) -> set[int]:
-        """Users a collection is shared with, directly or through a group."""
+        """Users a collection is shared with, directly or through a group, or were a moment ago (facts in
+        flux: see `_fan_out`)."""
         readers: set[int] = set()
-        for fact in await self.views.facts({"c": collection_id, "k": "S"}):
+        for fact in await self.views.facts_in_flux({"c": collection_id, "k": "S"}):
             who = fact["who"]
             if who.startswith("u:"):
                 readers.add(int(who[2:]))
             else:
-                readers |= {m["u"] for m in await self.views.facts({"g": int(who[2:]), "k": "M"})}
+                members = await self.views.facts_in_flux({"g": int(who[2:]), "k": "M"})
+                readers |= {m["u"] for m in members}
         return readers
 
     async def apply_facts(self, facts: list[VisibilityFact]) -> int:
@@ -389,17 +392,26 @@ class ReaderViews:
         return applied
 
     async def _fan_out(self, fact: Document) -> None:
-        """The views a fact can change, touched for the collections it concerns."""
+        """The views a fact can change, touched for the collections it concerns.
+
+        A share with a group reaches its members, and a membership the group's collections, through the
+        other kind of fact: those that are on, and those in flux (turned on or off, their own fan-out not
+        finished). Only those that are on would not do: when a member leaves a group as the group is
+        unshared, each fan-out may read the other fact already off and leave the member's views alone,
+        and the collection stays listed for good (issue 26). With facts in flux: of two facts that change
+        at once, the one recorded second reads the other's new value. On or due, it is included, and this
+        touch runs after both were recorded; off and settled, the other's fan-out has run with that value,
+        and the reader-collection pair needs both facts on (docs/scale.md, "Lists: the invariant")."""
         kind = fact["k"]
         if kind == "S":
             who = fact["who"]
             if who.startswith("u:"):
                 readers = [int(who[2:])]
             else:
-                readers = [m["u"] for m in await self.views.facts({"g": int(who[2:]), "k": "M"})]
+                readers = [m["u"] for m in await self.views.facts_in_flux({"g": int(who[2:]), "k": "M"})]
             await self._touch_readers(readers, [fact["c"]])
         elif kind == "M":
-            shared = await self.views.facts({"who": f"g:{fact['g']}", "k": "S"})
+            shared = await self.views.facts_in_flux({"who": f"g:{fact['g']}", "k": "S"})
             await self._touch_readers([fact["u"]], [share["c"] for share in shared])
         else:  # a role reaches every collection of the project, in the reader's B and C lists
             # Read from the collections, not from the project's view: a create inserts its collection

@@ -152,6 +152,13 @@ class ViewRepository:
         """Facts that are on, matching an indexed equality (`who`, `g`, `u`, `project` or `c`)."""
         return await self.views.find({**selector, "on": True}).to_list()
 
+    async def facts_in_flux(self, selector: Document) -> list[Document]:
+        """Facts that are on, or whose views are not up to date yet (`due`: turned on or off, its fan-out
+        not finished), matching an indexed equality: what a fan-out must consider, so that two facts
+        turning off at once never each leave the other's readers alone (docs/scale.md, "Lists: the
+        invariant"). One command; facts that are off and settled are read and dropped here."""
+        return [fact async for fact in self.views.find(selector) if fact.get("on") or fact.get("due")]
+
     async def due_facts(self, limit: int) -> list[Document]:
         """Facts whose views may not be up to date (a crash between recording and applying them)."""
         return await self.views.find({"due": True}).limit(limit).to_list()
