@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -13,6 +14,36 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# Children (nats-server, nx-27017, the services) create what they write readable by their owner only:
+# the stores hold every user's data, the logs their requests.
+PRIVATE_UMASK = 0o077
+
+
+def make_private(data_dir: Path) -> None:
+    """Create `data_dir` (mode 0700) if missing, and take group and other bits off everything in it
+    already (a data dir from before files were private); symbolic links are neither followed nor
+    changed."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for path in [data_dir, *data_dir.rglob("*")]:
+        mode = path.lstat().st_mode
+        if not stat.S_ISLNK(mode) and mode & 0o077:
+            path.chmod(stat.S_IMODE(mode) & ~0o077)
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only its owner can enter (created if missing, parents included)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write `path` readable by its owner only, whatever it was before."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
 
 
 def free_port() -> int:
@@ -59,8 +90,9 @@ class ManagedProcess:
 
     def start(self) -> ManagedProcess:
         """Start the process (or again after an exit, unchanged); its output is appended to the log file."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
+        private_dir(self.log_path.parent)
+        descriptor = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(descriptor, "ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - argv built by us, no shell
                 self.argv,
                 stdout=log,
@@ -68,6 +100,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **self.env},
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         return self
 

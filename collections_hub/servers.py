@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collections_hub.processes import ManagedProcess, free_port, port_open, venv_binary
+from collections_hub.processes import (
+    ManagedProcess,
+    free_port,
+    port_open,
+    private_dir,
+    venv_binary,
+    write_private_text,
+)
 
 # JetStream as production runs it, where it applies to one node: file storage, fsync on every write.
 NATS_CONFIG = """\
@@ -22,10 +29,9 @@ def start_nats(
 ) -> tuple[ManagedProcess, str]:
     """Start nats-server with JetStream storing under `data_dir/nats`; return it and its URL."""
     port = port or free_port()
-    store = data_dir / "nats"
-    store.mkdir(parents=True, exist_ok=True)
+    store = private_dir(data_dir / "nats")
     config = data_dir / "nats.conf"
-    config.write_text(NATS_CONFIG.format(port=port, store_dir=store, sync_interval=sync_interval))
+    write_private_text(config, NATS_CONFIG.format(port=port, store_dir=store, sync_interval=sync_interval))
     proc = ManagedProcess(
         "nats-server", [venv_binary("nats-server"), "-c", str(config)], data_dir / "logs" / "nats.log"
     )
@@ -36,8 +42,7 @@ def start_nats(
 def start_mongo(data_dir: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
     """Start nx-27017 with one SQLite file per database under `data_dir/mongo`; return it and its URL."""
     port = port or free_port()
-    store = data_dir / "mongo"
-    store.mkdir(parents=True, exist_ok=True)
+    store = private_dir(data_dir / "mongo")
     argv = [
         venv_binary("nx-27017"),
         "--data-dir",

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collections_hub.processes import ManagedProcess, free_port, http_ok
+from collections_hub.processes import ManagedProcess, free_port, http_ok, make_private, private_dir
 from collections_hub.servers import start_mongo, start_nats
 from collections_hub.supervisor import RestartPolicy
 
@@ -71,7 +71,7 @@ SECRET_BYTES = {
 
 def write_private_json(path: Path, content: object) -> None:
     """Replace `path` atomically with JSON readable by its owner only (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     partial = path.with_name(f".{path.name}.partial")
     partial.unlink(missing_ok=True)
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -96,6 +96,9 @@ class EmbeddedStack:
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
+        # Everything the stack and its children write there is private (`PRIVATE_UMASK`), and so is
+        # whatever an earlier version left readable by all.
+        make_private(config.data_dir)
         stored = persistent_secrets(config.data_dir)
         self.admin_api_key = config.admin_api_key or stored["admin_api_key"]
         self.jwt_secret = config.jwt_secret or stored["jwt_secret"]
