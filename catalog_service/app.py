@@ -19,6 +19,7 @@ from catalog_service.repository import CatalogRepository
 from catalog_service.service import CatalogService, ListCursors
 from catalog_service.settings import CatalogSettings
 from catalog_service.view_repository import ViewRepository
+from catalog_service.view_verifier import ViewVerifier
 from shared.authz import AccessDecisions
 from shared.metrics import METRICS_KEY
 from shared.mongo import create_mongo_client
@@ -39,19 +40,26 @@ log = logging.getLogger(__name__)
 OUTBOX_COLLECTIONS = ["namespaces", "projects", "datasets", "assets", "models", "collections"]
 
 
-async def recover_forever(membership: Membership, views: ReaderViews, interval: float) -> None:
-    """Finish interrupted membership changes and view updates now and then (a failed round is retried the
-    next time)."""
+async def recover_forever(
+    membership: Membership, views: ReaderViews, verifier: ViewVerifier, settings: CatalogSettings
+) -> None:
+    """Finish interrupted membership changes and view updates now and then, and check a slice of the views
+    against the rules (a failed round is retried the next time)."""
+
+    async def verify() -> None:
+        if settings.views_verify_per_pass:
+            await verifier.run_pass(settings.views_verify_per_pass)
+
     while True:
         raise_if_cancelling()
-        for recover in (membership.recover_stale, membership.recover_thumbnails, views.recover):
+        for recover in (membership.recover_stale, membership.recover_thumbnails, views.recover, verify):
             try:
                 await recover()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - recovery must outlive a database outage
                 log.warning("recovery failed, will retry: %s", exc)
-        await asyncio.sleep(interval)
+        await asyncio.sleep(settings.member_recovery_interval_seconds)
 
 
 def create_app(settings: CatalogSettings) -> web.Application:
@@ -93,10 +101,16 @@ def create_app(settings: CatalogSettings) -> web.Application:
             catalog.items,
             stale_after_seconds=settings.member_change_stale_seconds,
         )
-        views = ReaderViews(ViewRepository(db), CatalogRepository(db))
-        task = asyncio.create_task(
-            recover_forever(membership, views, settings.member_recovery_interval_seconds), name="recovery"
+        view_repository, repository = ViewRepository(db), CatalogRepository(db)
+        views = ReaderViews(view_repository, repository)
+        verifier = ViewVerifier(
+            views,
+            repository,
+            view_repository,
+            app[METRICS_KEY],
+            confirm_seconds=settings.views_verify_confirm_seconds,
         )
+        task = asyncio.create_task(recover_forever(membership, views, verifier, settings), name="recovery")
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -276,6 +276,10 @@ class ReaderViews:
             changes[view] = change
         return changes
 
+    async def belonging(self, work: Mapping[str, list[str]]) -> dict[str, set[str]]:
+        """Which of the collections belong in each view now, by the rules the changes use (the verifier)."""
+        return await self._belongs(dict(work))
+
     @staticmethod
     def _leaving(ids: list[str], places: dict[str, int], belongs: set[str]) -> list[str]:
         """The ids that stand in the view and no longer belong there."""

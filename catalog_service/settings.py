@@ -20,3 +20,8 @@ class CatalogSettings(ServiceSettings):
     # recovery finishes it. Checked every `member_recovery_interval_seconds`.
     member_change_stale_seconds: float = Field(default=30.0, gt=0)
     member_recovery_interval_seconds: float = Field(default=5.0, gt=0)
+    # The lists' verifier (catalog_service/view_verifier.py): views checked against the rules each recovery
+    # round (0: off); every view is checked once per (views / per_pass) rounds. A difference is confirmed
+    # after `views_verify_confirm_seconds` before it counts as drift (a change under way is not drift).
+    views_verify_per_pass: int = Field(default=20, ge=0, le=10_000)
+    views_verify_confirm_seconds: float = Field(default=2.0, ge=0, le=60)

@@ -31,6 +31,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from shared.mongo import Document, duplicates_of
 
 SEPARATOR = "\x1f"
+VERIFY_CURSOR_ID = f"X{SEPARATOR}verify"  # where the verifier's walk over the views stands
 BATCH = 5_000
 
 
@@ -240,6 +241,24 @@ class ViewRepository:
     async def unsettled(self, limit: int) -> list[Document]:
         """Heads holding a change not yet written out (its writer may have died)."""
         return await self.views.find({"o": 1}).limit(limit).to_list()
+
+    # --- the verifier's walk ------------------------------------------------------------------------------
+    async def view_keys_after(self, after: str, limit: int) -> list[str]:
+        """Up to `limit` view keys following `after` in key order (a range of head `_id`s)."""
+        low, high = head_id(after), f"H{chr(ord(SEPARATOR) + 1)}"
+        cursor = self.views.find({"_id": {"$gt": low, "$lt": high}}, {"v": 1}).sort("_id", 1).limit(limit)
+        return [doc["v"] async for doc in cursor]
+
+    async def verify_cursor(self) -> str:
+        """Where the verifier's last pass stopped (empty: at the start)."""
+        doc = await self.views.find_one({"_id": VERIFY_CURSOR_ID})
+        return str(doc["after"]) if doc else ""
+
+    async def set_verify_cursor(self, after: str) -> None:
+        """Record where the verifier's next pass starts."""
+        await self.views.update_one(
+            {"_id": VERIFY_CURSOR_ID}, {"$set": {"k": "X", "after": after}}, upsert=True
+        )
 
     # --- facts --------------------------------------------------------------------------------------------
     async def record_fact(self, fact_id: str, fields: Document, on: bool, version: int) -> bool:

@@ -105,6 +105,13 @@ class Metrics:
             ["service", "cache", "result"],
             registry=self.registry,
         )
+        self.view_repairs = Counter(
+            "catalog_view_repairs_total",
+            "Collections a list view held wrongly (missing, extra, twice), found and repaired by the"
+            " verifier; any repair means a bug let derived state drift",
+            ["service", "drift"],
+            registry=self.registry,
+        )
         self.upstream_failures = Counter(
             "upstream_failures_total",
             "Calls to a peer service replica that got no answer (connection refused, reset, timeout)",
