@@ -90,6 +90,10 @@ class JwtVerifier:
             raise Unauthorized("token not yet valid") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized("invalid token") from exc
+        except (ValueError, TypeError, RecursionError) as exc:
+            # Whatever else PyJWT trips over in a caller's bytes (a token that is not UTF-8 once was one)
+            # is still the caller's malformed token: 401, never a 500.
+            raise Unauthorized("invalid token") from exc
         # RFC 7519 NumericDate is a JSON number; PyJWT would also take "1700000000" as a string.
         for claim in NUMERIC_DATE_CLAIMS:
             value = claims.get(claim)
