@@ -88,15 +88,14 @@ def create_app(settings: GatewaySettings) -> web.Application:
     # per answer cost ~2 % of the gateway's time.
     app.on_response_prepare.remove(hide_server_banner)
     limits = RateLimits.from_settings(settings)
-    app.middlewares.append(
-        GatewayMiddleware(
-            app,
-            app[METRICS_KEY],
-            limits,
-            metrics_port=settings.metrics_port,
-            traced=configure_tracing(settings.service_name),  # already set up: says whether it is on
-        )
+    middleware = GatewayMiddleware(
+        app,
+        app[METRICS_KEY],
+        limits,
+        metrics_port=settings.metrics_port,
+        traced=configure_tracing(settings.service_name),  # already set up: says whether it is on
     )
+    app.middlewares.append(middleware)
     app[GATEWAY_SETTINGS_KEY] = settings
     app[RATE_LIMITS_KEY] = limits
     app[UPSTREAMS_KEY] = {
@@ -132,6 +131,11 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/v1/me", me, allow_head=False)
     add_docs_routes(app, own=[web.RouteDef("GET", "/v1/me", me, {})])
     app.router.add_route("*", "/{tail:.*}", proxy_for(app))
+    for route in app.router.routes():
+        # aiohttp runs a route's `Expect` handler before any middleware and has no app-wide one nor a public
+        # setter: its default answers anything but `100-continue` with a plain-text 417 that names the
+        # server and quotes the value (issue 22), for the routes `shared.web` and the docs pages add too.
+        route._expect_handler = middleware.expect
     return app
 
 

@@ -65,12 +65,25 @@ class Authenticator:
 
     async def authenticate(self, credentials: Credentials) -> Caller:
         """The caller these credentials prove."""
-        key = credentials.cache_key
-        now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > now:
+        return self.cached(credentials) or await self.resolve(credentials)
+
+    def cached(self, credentials: Credentials) -> Caller | None:
+        """The caller these credentials proved within the last `ttl`, without asking anyone; else None."""
+        cached = self._cache.get(credentials.cache_key)
+        if cached is not None and cached[0] > time.monotonic():
             self._hits.inc()
             return cached[1]
+        return None
+
+    def resolving(self, credentials: Credentials) -> bool:
+        """Whether access_service is being asked about these very credentials right now."""
+        return credentials.cache_key in self._inflight
+
+    async def resolve(self, credentials: Credentials) -> Caller:
+        """The caller these credentials prove, asked of access_service (or of the question already asked
+        for the same credentials), bypassing the cache."""
+        key = credentials.cache_key
+        now = time.monotonic()
         self._misses.inc()
         pending = self._inflight.get(key)
         if pending is not None:

@@ -16,13 +16,13 @@ from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator
 from typing import NoReturn
 
-from aiohttp import web
-from aiohttp.hdrs import SERVER
+from aiohttp import HttpVersion11, web
+from aiohttp.hdrs import EXPECT, SERVER, TRANSFER_ENCODING
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gateway.authenticator import AUTHENTICATOR_KEY, FORWARDING_LINES_KEY
-from gateway.credentials import extract_credentials
+from gateway.authenticator import AUTHENTICATOR_KEY, FORWARDING_LINES_KEY, Authenticator, Caller
+from gateway.credentials import Credentials, extract_credentials
 from gateway.openapi.pages import public_docs_path
 from gateway.proxy import no_route
 from gateway.ratelimit import RateLimits
@@ -165,11 +165,15 @@ class GatewayMiddleware:
             headers = response.headers
             headers[REQUEST_ID_HEADER] = request_id
             headers[SERVER] = SERVER_NAME  # here, not in a prepare signal: every answer passes this way
+            if TRANSFER_ENCODING in request.headers:  # one lookup per request, no parsing
+                _last_on_its_connection(request, response)
             return response
         except web.HTTPException as exc:  # what the error mapping passes on (redirects, JSON bodies)
             status = exc.status
             exc.headers[REQUEST_ID_HEADER] = request_id
             exc.headers[SERVER] = SERVER_NAME
+            if TRANSFER_ENCODING in request.headers:
+                _last_on_its_connection(request, exc)
             raise
         finally:
             request_id_var.reset(id_token)
@@ -178,6 +182,18 @@ class GatewayMiddleware:
             self._counts.observe(
                 request.method, route, request.rel_url.raw_path, status, time.perf_counter() - started
             )
+
+    async def expect(self, request: web.Request) -> web.StreamResponse | None:
+        """Every route's `Expect` handler: `100-continue` is answered as aiohttp does; anything else is a 417
+        in the dialect's JSON, through this middleware (aiohttp's own is plain text naming the server and
+        quoting the value, and bypasses every middleware)."""
+        expectation = ",".join(request.headers.getall(EXPECT, ())).strip().lower()
+        if expectation == "100-continue":
+            if request.version == HttpVersion11:  # HTTP/1.0 clients never wait for it (RFC 9110 10.1.1)
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.writer.output_size = 0  # the answer's own bytes start after this interim one
+            return None
+        return await self(request, refuse_expectation)
 
     def _request_id(self, request: web.Request) -> str:
         incoming = request.headers.get(REQUEST_ID_HEADER)
@@ -194,15 +210,18 @@ class GatewayMiddleware:
         limits = self._limits
         address = limits.client_address(request)
         limits.admit(limits.per_address, address)
-        # The probes, the API description and its page answer anyone (after the per-address limit).
-        if path in PROBES or public_docs_path(path):
+        # The probes, the API description and its page answer anyone (after the per-address limit), and so
+        # does a refused `Expect` (aiohttp refused it before anything else).
+        if path in PROBES or public_docs_path(path) or handler is refuse_expectation:
             return await handler(request)
         limits.admit_failures(address)
+        authenticator = self._app[AUTHENTICATOR_KEY]
         try:
-            caller = await self._app[AUTHENTICATOR_KEY].authenticate(extract_credentials(request.headers))
+            credentials = extract_credentials(request.headers)
         except Unauthorized:
-            limits.count_failure(address)
+            limits.charge_failure(address)
             raise
+        caller = authenticator.cached(credentials) or await self._resolve(authenticator, credentials, address)
         principal = caller.principal
         limits.admit(limits.per_credential, f"{principal.user_id}:{principal.key_id or principal.auth}")
         if admin_only(path) and not principal.is_admin:
@@ -210,6 +229,50 @@ class GatewayMiddleware:
         request[PRINCIPAL_KEY] = principal
         request[FORWARDING_LINES_KEY] = caller.forwarding_lines
         return await handler(request)
+
+    async def _resolve(self, authenticator: Authenticator, credentials: Credentials, address: str) -> Caller:
+        """Credentials not proved a moment ago, checked with access_service. A new check takes a failure token
+        before it starts and gives it back once the credentials prove valid (charged only once answered,
+        guesses sent in parallel all passed the check while none was charged yet: issue 22). Joining the
+        check of the same credentials already under way is no new guess; its failure is charged when known.
+        """
+        limits = self._limits
+        if authenticator.resolving(credentials):
+            try:
+                return await authenticator.resolve(credentials)
+            except Unauthorized:
+                limits.charge_failure(address)
+                raise
+        limits.reserve_failure(address)
+        try:
+            caller = await authenticator.resolve(credentials)
+        except BaseException as exc:
+            if not isinstance(exc, Unauthorized):  # access_service away, or the client gone: no failed guess
+                limits.refund_failure(address)
+            raise
+        limits.refund_failure(address)
+        return caller
+
+
+def _last_on_its_connection(request: web.Request, response: web.StreamResponse) -> None:
+    """Close the connection after this chunked request's answer, unread what follows it.
+
+    aiohttp's C parser (3.14.5, the newest) keeps a chunked request's last trailer line and makes it a
+    header line of the next request on the connection: an `X-API-KEY` or `X-Request-ID` for whoever sends
+    next (issue 22; docs/security.md, "Request framing"). Its Python parser drops trailers, but reads a
+    request head about 4x slower. So no request after a chunked one is answered: one already read
+    (pipelined) is dropped with the connection, and nothing more is read once the body is whole.
+    """
+    response.force_close()  # `Connection: close`, and aiohttp ends the connection after the answer
+    if request.content.is_eof():
+        # Stop reading now: a `ShortAnswer` (the proxy's, for short upstream answers) keeps the connection
+        # whatever `force_close` said. With the body unread, reading goes on so aiohttp can drain it.
+        request.protocol.close()
+
+
+async def refuse_expectation(_request: web.Request) -> NoReturn:
+    """The handler of a request that expects something other than `100-continue`: 417."""
+    raise web.HTTPExpectationFailed
 
 
 def _pattern(request: web.Request) -> str:

@@ -64,6 +64,12 @@ class TokenBuckets:
             return 0.0
         return (1 - bucket.tokens) / self.rate
 
+    def give_back(self, key: str) -> None:
+        """Return a token taken for an attempt that turned out not to count (never past `burst`)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:  # a forgotten bucket is a full one: nothing to give back to
+            bucket.tokens = min(self.burst, bucket.tokens + 1)
+
     def _forget_idle(self, now: float) -> None:
         full = self.burst
         self._buckets = {
@@ -130,6 +136,17 @@ class RateLimits:
         if wait := self.auth_failures.wait(address):
             raise TooManyRequests("too many failed authentications", wait)
 
-    def count_failure(self, address: str) -> None:
-        """Record one failed authentication from this address."""
-        self.auth_failures.take(address)
+    def charge_failure(self, address: str) -> None:
+        """Take a token for one failed authentication from this address, or refuse with 429 when there is
+        none left: every 401 for bad credentials is paid for before it is sent."""
+        if wait := self.auth_failures.take(address):
+            raise TooManyRequests("too many failed authentications", wait)
+
+    def reserve_failure(self, address: str) -> None:
+        """Take a token before checking new credentials (429 when there is none): guesses in flight at once
+        cannot outnumber the bucket. `refund_failure` returns it when the credentials prove valid."""
+        self.charge_failure(address)
+
+    def refund_failure(self, address: str) -> None:
+        """Return the token `reserve_failure` took: the credentials were valid (or never checked)."""
+        self.auth_failures.give_back(address)
