@@ -1,5 +1,6 @@
 """Slow and many connections: a body that stops coming gets 408 and a closed connection, and one address
-holds at most `HUB_MAX_CONNECTIONS_PER_ADDRESS` connections at once (docs/security.md, section 8).
+holds at most `HUB_MAX_CONNECTIONS_PER_ADDRESS` connections at once (docs/security.md, "Slow and many
+connections").
 
 The gateway here is served the way its process serves it (`shared.runner.start_sites` after
 `gateway.front.install_front`), in front of the session stack's real services.
