@@ -9,6 +9,8 @@ import json
 from aiohttp import web
 
 from collections_hub.processes import free_port
+from gateway.server import connection_cap_share
+from gateway.settings import GatewaySettings
 from shared.connections import AddressCounts
 from shared.errors import error_middleware
 from shared.runner import listen, service_runner, start_sites
@@ -72,3 +74,13 @@ def test_address_counts_admit_up_to_the_limit_and_release() -> None:
     assert counts.admit("10.0.0.1")
     counts.release("10.0.0.2")
     assert counts.open("10.0.0.2") == 0
+
+
+def test_defaults_and_each_gateway_workers_share_of_the_cap() -> None:
+    """30 s for a body and 256 connections per address out of the box (README states both); with
+    workers, each takes 1/N of the cap and at least 1, and 0 stays off."""
+    assert ServiceSettings().body_timeout_seconds == 30
+    assert connection_cap_share(GatewaySettings()) == 256
+    assert connection_cap_share(GatewaySettings(max_connections_per_address=256, gateway_workers=4)) == 64
+    assert connection_cap_share(GatewaySettings(max_connections_per_address=2, gateway_workers=4)) == 1
+    assert connection_cap_share(GatewaySettings(max_connections_per_address=0, gateway_workers=4)) == 0
