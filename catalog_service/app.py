@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from catalog_service.api import dialect_a, dialect_b, dialect_c, internal, registry
-from catalog_service.api.keys import CATALOG_KEY
+from catalog_service.api.keys import CATALOG_KEY, VERIFIER_KEY
 from catalog_service.consumers import consume_facts, consume_visibility
 from catalog_service.member_repository import MemberRepository
 from catalog_service.membership import Membership
@@ -88,6 +88,13 @@ def create_app(settings: CatalogSettings) -> web.Application:
         # Collections written before the lists' views existed join them (owners and everyone's lists).
         await service.views.migrate()
         app[CATALOG_KEY] = service
+        app[VERIFIER_KEY] = ViewVerifier(
+            service.views,
+            repository,
+            views,
+            app[METRICS_KEY],
+            confirm_seconds=settings.views_verify_confirm_seconds,
+        )
         yield
 
     async def recovery_resource(app: web.Application) -> AsyncIterator[None]:

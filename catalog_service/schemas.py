@@ -107,6 +107,15 @@ class NamespaceCreate(Strict):
     name: Name | None = None
 
 
+class ViewsVerify(Strict):
+    """`POST /admin/views/verify`: check (and with `repair`, repair) the list views after `after` (a view
+    key as `next` gave it; empty: from the first), `limit` views at a time."""
+
+    after: Annotated[str, Field(max_length=4096)] = ""
+    limit: Annotated[int, Field(ge=1, le=500)] = 100
+    repair: bool = False
+
+
 class ProjectCreate(Strict):
     """`POST /admin/namespaces/{slug}/projects`."""
 
@@ -392,6 +401,25 @@ class CollectionPageC(Answer):
 
 class Empty(Answer):
     """`{}`: the answer to a delete in dialect C and the registry."""
+
+
+class ViewDrift(Answer):
+    """One view that differed from the rules: its key (reader, project, dataset joined by `/`) and the
+    collections it lacked, held wrongly, or held twice."""
+
+    view: str
+    missing: list[str]
+    extra: list[str]
+    twice: list[str]
+
+
+class ViewsVerified(Answer):
+    """What a verify call checked; `next` is where the next call starts (null: every view was checked)."""
+
+    checked: int
+    drifted: list[ViewDrift]
+    repaired: bool
+    next: str | None
 
 
 class ItemPublic(Answer):

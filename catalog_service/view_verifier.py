@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 
 from catalog_service.reader_views import CHUNK, EVERYONE, PART, ReaderViews, reader_user
 from catalog_service.repository import CatalogRepository
+from catalog_service.schemas import ViewDrift, ViewsVerified
 from catalog_service.view_repository import ViewRepository
 from shared.metrics import Metrics
+from shared.principal import Principal, require_admin
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,19 @@ class ViewVerifier:
         keys = await self.view_repo.view_keys_after(after, limit)
         drifted = [drift for view in keys if (drift := await self.check(view, repair=repair))]
         return PassReport(len(keys), drifted, keys[-1] if len(keys) == limit else None)
+
+    async def verify_for(
+        self, principal: Principal, after: str, limit: int, *, repair: bool
+    ) -> ViewsVerified:
+        """`POST /admin/views/verify` (admins): one page of the walk, as `collections-hub views verify`
+        reads it."""
+        require_admin(principal)
+        report = await self.check_after(after, limit, repair=repair)
+        drifted = [
+            ViewDrift(view=d.view.replace(PART, "/"), missing=d.missing, extra=d.extra, twice=d.twice)
+            for d in report.drifted
+        ]
+        return ViewsVerified(checked=report.checked, drifted=drifted, repaired=repair, next=report.next_view)
 
     async def _compare(self, view: str, only: Iterable[str] | None = None) -> Drift:
         held = await self.views.all_ids(view)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -154,6 +155,65 @@ def create_key(user_id: int, name: str | None, url: str, api_key: str | None) ->
         key = hub.admin.create_key(user_id, name)
     click.echo(key.model_dump_json())
     return 0
+
+
+@dataclasses.dataclass
+class VerifyReport:
+    """What `views verify` found."""
+
+    checked: int = 0
+    drifted_views: list[str] = dataclasses.field(default_factory=list)
+    missing: int = 0
+    extra: int = 0
+    twice: int = 0
+    repaired: bool = False
+
+
+def verify_rows(report: VerifyReport) -> list[tuple[str, str]]:
+    """The summary table of a verify run."""
+    return [
+        ("views checked", f"{report.checked:,}"),
+        ("views that drifted", f"{len(report.drifted_views):,}"),
+        ("collections missing", f"{report.missing:,}"),
+        ("collections held wrongly", f"{report.extra:,}"),
+        ("collections held twice", f"{report.twice:,}"),
+        ("repaired", "yes" if report.repaired and report.drifted_views else "no"),
+    ]
+
+
+@cli.group()
+def views() -> None:
+    """The lists' views (which collections each reader sees)."""
+
+
+@views.command("verify")
+@click.option("--repair", is_flag=True, help="repair what differs (a held or missing collection)")
+@click.option("--batch", type=click.IntRange(1, 500), default=100, show_default=True, help="views per call")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@admin_options
+def verify_views(*, repair: bool, batch: int, as_json: bool, url: str, api_key: str | None) -> int:
+    """Check every view against the rules (docs/scale.md, "Lists: the verifier"): exit 0 when all match,
+    4 when some differed (each one is logged by catalog and counted in catalog_view_repairs_total)."""
+    report = VerifyReport(repaired=repair)
+    with (
+        progress_bars(not as_json) as bars,
+        friendly_errors(url, "interrupted; views checked so far are in the catalog log"),
+        admin_client(url, api_key) as hub,
+    ):
+        task = bars.add_task("views", total=None)
+        after: str | None = ""
+        while after is not None:
+            page = hub.admin.verify_views(after, batch, repair=repair)
+            report.checked += page.checked
+            for drift in page.drifted:
+                report.drifted_views.append(drift.view)
+                report.missing += len(drift.missing)
+                report.extra += len(drift.extra)
+                report.twice += len(drift.twice)
+            bars.advance(task, page.checked)
+            after = page.next
+    emit(report, as_json, "list views", verify_rows)
+    return EXIT_PARTIAL if report.drifted_views else 0
 
 
 class BarListener(Listener):

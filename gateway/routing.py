@@ -22,7 +22,7 @@ _SEGMENT = r"[^/]+"
 _TABLE: list[tuple[str, ServiceName]] = [
     (r"^/admin/(users|api-keys|groups)(/|$)", "access"),
     (rf"^/admin/namespaces/{_SEGMENT}/projects/{_SEGMENT}/members(/|$)", "access"),
-    (r"^/admin/(namespaces|collections)(/|$)", "catalog"),
+    (r"^/admin/(namespaces|collections|views)(/|$)", "catalog"),
     (
         rf"^/api/v2/collections/{_SEGMENT}/(public|private|users|all_users|guests|user_groups)(/|$)",
         "access",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from catalog_service import views
-from catalog_service.api.keys import CATALOG_KEY
+from catalog_service.api.keys import CATALOG_KEY, VERIFIER_KEY
 from catalog_service.repository import ItemKind
 from catalog_service.schemas import (
     CollectionImport,
@@ -17,6 +17,8 @@ from catalog_service.schemas import (
     NamespacePublic,
     ProjectCreate,
     ProjectPublic,
+    ViewsVerified,
+    ViewsVerify,
 )
 from shared.openapi import documented
 from shared.principal import require_principal
@@ -42,6 +44,23 @@ async def import_collection(request: web.Request) -> web.Response:
     data = await parse_body(request, CollectionImport)
     doc = await request.app[CATALOG_KEY].collections.import_collection(require_principal(request), data)
     return web.json_response(views.dialect_a(doc, []), status=201)
+
+
+@routes.post("/admin/views/verify")
+@documented(
+    ViewsVerified,
+    body=ViewsVerify,
+    errors={400: "a field invalid", 403: "admin role required"},
+    admin=True,
+)
+async def verify_views(request: web.Request) -> web.Response:
+    """Check the next views of the lists against the rules, and with `repair` repair them (admin):
+    `collections-hub views verify` walks every view this way."""
+    data = await parse_body(request, ViewsVerify)
+    verified = await request.app[VERIFIER_KEY].verify_for(
+        require_principal(request), data.after, data.limit, repair=data.repair
+    )
+    return web.json_response(verified.model_dump())
 
 
 @routes.post("/admin/namespaces")

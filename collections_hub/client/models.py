@@ -25,6 +25,7 @@ from catalog_service.schemas import CollectionPublicB as CollectionDetails
 from catalog_service.schemas import CollectionPublicC as Collection
 from catalog_service.schemas import ItemPublic as Item
 from catalog_service.schemas import ProjectPublic as ProjectCreated
+from catalog_service.schemas import ViewsVerified
 from history_service.schemas import HistoryEntry, HistoryPageC, HistoryPageV2
 from shared.principal import Principal
 
@@ -50,6 +51,7 @@ __all__ = [
     "UserPublic",
     "UserV2",
     "UsersV2",
+    "ViewsVerified",
     "VisibilityV2",
 ]
 

@@ -35,6 +35,7 @@ from catalog_service.schemas import (
     ModelIdsC,
     NamespaceCreate,
     ProjectCreate,
+    ViewsVerify,
 )
 from collections_hub.client import models as m
 from collections_hub.client.transport import Op
@@ -314,6 +315,12 @@ def create_key(user_id: int, name: str | None) -> Op[m.ApiKeyCreated]:
     """Issue an API key (shown once; a retry could issue two, so it is not retried)."""
     body = body_of(ApiKeyCreate.model_validate({"name": name} if name else {}))
     return Op("POST", f"/admin/users/{seg(user_id)}/api-keys", as_model(m.ApiKeyCreated), body)
+
+
+def verify_views(after: str, limit: int, repair: bool) -> Op[m.ViewsVerified]:
+    """Check the next `limit` list views after `after` against the rules (and repair them)."""
+    body = body_of(ViewsVerify(after=after, limit=limit, repair=repair))
+    return Op("POST", "/admin/views/verify", as_model(m.ViewsVerified), body)
 
 
 def revoke_key(key_id: str) -> Op[m.RevokeResult]:

@@ -230,6 +230,10 @@ class Admin:
         """One user."""
         return self._t.run(ops.get_user(user_id))
 
+    def verify_views(self, after: str = "", limit: int = 100, *, repair: bool = False) -> m.ViewsVerified:
+        """One page of the walk over the list views (`collections-hub views verify`)."""
+        return self._t.run(ops.verify_views(after, limit, repair))
+
     def create_key(self, user_id: int, name: str | None = None) -> m.ApiKeyCreated:
         """Issue an API key (the answer is the only time it is shown)."""
         return self._t.run(ops.create_key(user_id, name))

@@ -26,6 +26,7 @@ REQUIRED_ALERTS = {
     "HubHistoryConsumerLag",
     "HubHistoryDeadLetters",
     "HubServiceWithoutReadyReplicas",
+    "HubViewRepairs",
 }
 # Exported by kube-state-metrics, not by a service of ours.
 EXTERNAL_METRICS = {"kube_deployment_status_replicas_available", "kube_deployment_spec_replicas"}
