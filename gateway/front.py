@@ -10,7 +10,9 @@ catch-all's pattern, it does not expect `100-continue` (the application's route 
 gateway's middleware is the only one installed (tracing adds its own: then every request goes through the
 application) and no response-prepare signal is connected (sent only for requests the router matched).
 Everything else goes through the application as before, so each request is answered exactly as it would
-be there.
+be there, but for one case: an `Expect` other than `100-continue` on a path no route matches (`*`), which
+the application leaves to aiohttp's plain-text 417 under its banner; the front hands it to the middleware,
+whose gate refuses such a path (400) or answers the 417 in the dialect's JSON.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import cast
 from aiohttp import hdrs, web
 from aiohttp.web_urldispatcher import DynamicResource, PlainResource, StaticResource
 
-from gateway.middleware import GatewayMiddleware
+from gateway.middleware import UNMATCHED, GatewayMiddleware, refuse_expectation, unmet_expectation
 from shared.metrics import ROUTE_LABEL_KEY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -89,11 +91,25 @@ class GatewayFront:
             or hdrs.EXPECT in request.headers
             or self.catch_all.fullmatch(path) is None  # no route at all (`*`, a decoded line break)
         ):
+            if hdrs.EXPECT in request.headers and self._unrouted(path) and unmet_expectation(request):
+                # Every route's `Expect` handler is the middleware's (`gateway.app`), but a path no route
+                # matches gets aiohttp's, which answers in plain text under its banner, quoting the value.
+                unrouted = cast(web.Request, request)
+                unrouted[ROUTE_LABEL_KEY] = UNMATCHED  # the label the application gives such a request
+                return await self.middleware(unrouted, refuse_expectation)
             return await self.routed(request)
         routed_request = cast(web.Request, request)
         # The label the catch-all's pattern gave (the proxy names its service over it).
         routed_request[ROUTE_LABEL_KEY] = CATCH_ALL
         return await self.middleware(routed_request, self.proxy)
+
+    def _unrouted(self, path: str) -> bool:
+        """Whether no route of the application matches this path."""
+        return not (
+            path in self.own_paths
+            or path.startswith(self.own_prefixes)
+            or self.catch_all.fullmatch(path) is not None
+        )
 
 
 def install_front(runner: web.AppRunner) -> bool:

@@ -47,6 +47,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The path as received, once accepted: what the gateway routes, authorises and forwards.
 CANONICAL_PATH_KEY = web.RequestKey("canonical_path", str)
+# The route label of a request no route matched.
+UNMATCHED = "unmatched"
 # The probes answer anyone; `/metrics` needs the admin role here (services keep theirs in-cluster).
 PROBES = frozenset({"/healthz", "/readyz"})
 # The method label's values: anything else is counted as `other`.
@@ -187,8 +189,7 @@ class GatewayMiddleware:
         """Every route's `Expect` handler: `100-continue` is answered as aiohttp does; anything else is a 417
         in the dialect's JSON, through this middleware (aiohttp's own is plain text naming the server and
         quoting the value, and bypasses every middleware)."""
-        expectation = ",".join(request.headers.getall(EXPECT, ())).strip().lower()
-        if expectation == "100-continue":
+        if not unmet_expectation(request):
             if request.version == HttpVersion11:  # HTTP/1.0 clients never wait for it (RFC 9110 10.1.1)
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 request.writer.output_size = 0  # the answer's own bytes start after this interim one
@@ -270,6 +271,12 @@ def _last_on_its_connection(request: web.Request, response: web.StreamResponse) 
         request.protocol.close()
 
 
+def unmet_expectation(request: web.BaseRequest) -> bool:
+    """Whether the request's `Expect` asks for anything but `100-continue` (every line of it counts)."""
+    expectation = ",".join(request.headers.getall(EXPECT, ())).strip().lower()
+    return bool(expectation) and expectation != "100-continue"
+
+
 async def refuse_expectation(_request: web.Request) -> NoReturn:
     """The handler of a request that expects something other than `100-continue`: 417."""
     raise web.HTTPExpectationFailed
@@ -278,7 +285,7 @@ async def refuse_expectation(_request: web.Request) -> NoReturn:
 def _pattern(request: web.Request) -> str:
     """The route label of a request the router matched: its resource's pattern."""
     resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "unmatched"
+    return resource.canonical if resource is not None else UNMATCHED
 
 
 def local_port(request: web.Request) -> int | None:

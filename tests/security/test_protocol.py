@@ -439,6 +439,19 @@ async def test_unknown_expectation_is_a_quiet_417(
                 assert b"aiohttp" not in answer.body
 
 
+async def test_unknown_expectation_without_a_route_is_quiet(hub: Hub, gateway_with: GatewayFactory) -> None:
+    """`OPTIONS *` (no route matches it) with an unknown `Expect`, through the front as the gateway serves: a
+    quiet JSON 4xx with our server name, not aiohttp's plain-text 417 quoting the value."""
+    async with gateway_with() as url:
+        for value in EXPECTATIONS:
+            lines = (b"Expect: " + value, f"X-API-KEY: {hub.admin_key}".encode(), b"Connection: close")
+            (answer,) = await exchange(url, head("OPTIONS", "*", *lines))
+            assert 400 <= answer.status < 500, answer.body
+            assert answer.headers["server"] == "collections-hub"
+            assert set(json.loads(answer.body)) == {"error"}
+            assert value[:8] not in answer.body
+
+
 @pytest.mark.parametrize("front", [True, False], ids=["front", "application"])
 async def test_100_continue_still_works(hub: Hub, gateway_with: GatewayFactory, front: bool) -> None:
     """`Expect: 100-continue` gets its interim answer, then the request is answered as usual."""
