@@ -39,7 +39,10 @@ class ShortAnswer(web.StreamResponse):
         headers[hdrs.CONTENT_LENGTH] = str(len(self._whole))
         if hdrs.DATE not in headers:
             headers[hdrs.DATE] = rfc822_formatted_time()
-        self._keep_alive = True
+        if self._keep_alive is False:  # `force_close()`: say so, and aiohttp ends the connection after it
+            headers[hdrs.CONNECTION] = "close"
+        else:
+            self._keep_alive = True
         await request._prepare_hook(self)  # the prepare signals, as `web.Response` sends them
         await writer.write_headers(f"HTTP/1.1 {self.status} {self.reason}", headers)
         await writer.write_eof(self._whole)

@@ -266,8 +266,8 @@ def _last_on_its_connection(request: web.Request, response: web.StreamResponse) 
     """
     response.force_close()  # `Connection: close`, and aiohttp ends the connection after the answer
     if request.content.is_eof():
-        # Stop reading now: a `ShortAnswer` (the proxy's, for short upstream answers) keeps the connection
-        # whatever `force_close` said. With the body unread, reading goes on so aiohttp can drain it.
+        # Stop reading now, so nothing pipelined behind it is parsed at all (`force_close` alone ends the
+        # connection only after the answer). With the body unread, reading goes on so aiohttp can drain it.
         request.protocol.close()
 
 

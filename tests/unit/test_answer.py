@@ -38,8 +38,11 @@ async def handler(request: web.Request) -> web.StreamResponse:
     if request.match_info["way"] == "short":
         response = answer(request, status, headers, body)
         request.app[USED].append(type(response).__name__)
-        return response
-    return web.Response(body=body, status=status, headers=headers)
+    else:
+        response = web.Response(body=body, status=status, headers=headers)
+    if request.query.get("close"):  # what the gateway's middleware does after a chunked request
+        response.force_close()
+    return response
 
 
 @web.middleware
@@ -141,6 +144,23 @@ async def test_the_short_answer_sends_the_bytes_web_response_sends(
         assert "Response" in used, "HEAD, 204 and 304 must take aiohttp's own way"
     else:
         assert set(used) == {"Response"}, "only kept-alive HTTP/1.1 requests may take the short way"
+
+
+async def test_a_forced_close_is_said_and_done_as_web_response_does(server: tuple[int, list[str]]) -> None:
+    """An answer the middleware marks `force_close()` carries `Connection: close`, byte for byte what
+    `web.Response` sends, and the connection ends after it."""
+    port, _ = server
+    for method, status, body in itertools.product(METHODS, STATUSES, BODIES):
+        target = f"/{status}/{body}?close=1"
+        short = await exchange(port, "HTTP/1.1", None, [(method, f"/short{target}")])
+        plain = await exchange(port, "HTTP/1.1", None, [(method, f"/plain{target}")])
+        assert short == plain, (method, status, body)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /short/200/json?close=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer_bytes = await asyncio.wait_for(reader.read(), timeout=10)  # to the end: the server closed
+    assert b"\r\nConnection: close\r\n" in answer_bytes
+    assert answer_bytes.endswith(b'{"ok":true}')
+    writer.close()
 
 
 async def test_a_caller_that_hangs_up_before_its_answer_harms_no_other(server: tuple[int, list[str]]) -> None:
