@@ -2,7 +2,9 @@
 
 The stack starts its own infrastructure (no MONGODB_URL/NATS_URL), so a test can kill -9 any process:
 `infrastructure[0]` is nats-server, `[1]` nx-27017, `services[name]` a service. Assertions are on sets:
-the writes the gateway acknowledged against the records history holds.
+the writes the gateway acknowledged against the records history holds, and the dead letters of the
+events a test published, by their place in HUB_EVENTS. A stack publishes events of its own (access's
+bootstrap admin and its key, a moment after it is ready), so no assertion counts everything there is.
 """
 
 from __future__ import annotations
@@ -12,24 +14,30 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nats
+import nats.js.errors
 import pytest
 from aiohttp import ClientError, ClientSession, ClientTimeout
+from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from collections_hub.processes import free_port
 from collections_hub.servers import start_mongo, start_nats
 from collections_hub.stack import EmbeddedStack, StackConfig
+from history_service.consumer import DEAD_LETTER_STREAM, REASON_HEADER, SEQUENCE_HEADER
+from shared.events import STREAM_NAME
 from shared.mongo import Document
 from tests.support import UNLIMITED_RATES, Hub, unique_email
 
 BOOTSTRAP_ADMIN = "admin@localhost"
+DEAD_LETTER_SUBJECT = "hub_dlq.history"
 # Quick redelivery so a killed history replica's events come back in seconds (production: 10 s).
 FAST_CONSUMER = {
     "HUB_CONSUMER_BACKOFF_SECONDS": "[3]",
@@ -109,14 +117,24 @@ class FaultStack:
         stop.set()
 
     async def write_users(
-        self, emails: list[str], *, concurrency: int = 16, progress: Callable[[int], None] | None = None
+        self,
+        emails: list[str],
+        *,
+        concurrency: int = 16,
+        progress: Callable[[int], None] | None = None,
+        hold: Callable[[], Awaitable[None]] | None = None,
     ) -> Writes:
-        """Create a user per e-mail through the gateway; 201 answers are acknowledged writes."""
+        """Create a user per e-mail through the gateway; 201 answers are acknowledged writes.
+
+        `progress` hears the acknowledged count after each; `hold` is awaited before each write starts.
+        """
         writes = Writes()
         gate = asyncio.Semaphore(concurrency)
 
         async def create(email: str) -> None:
             async with gate:
+                if hold is not None:
+                    await hold()
                 try:
                     response = await self.hub.call(
                         "POST", "/admin/users", json={"email": email, "role": "user"}
@@ -153,6 +171,77 @@ class FaultStack:
             if emails <= {record["data"]["email"] for record in records} or time.monotonic() > deadline:
                 return records
             await asyncio.sleep(0.25)
+
+    async def publish(self, subject: str, payload: bytes, msg_id: str) -> int:
+        """Publish to JetStream as a producer would; the message's sequence in HUB_EVENTS."""
+        nc = await nats.connect(self.stack.nats_url)
+        try:
+            ack = await nc.jetstream().publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+        finally:
+            await nc.close()
+        return ack.seq
+
+    async def dead_letters(self) -> dict[int, list[str]]:
+        """history's dead letters held now: each one's reason, by its event's sequence in HUB_EVENTS."""
+        nc = await nats.connect(self.stack.nats_url)
+        try:
+            return await _dead_letters(nc.jetstream())
+        finally:
+            await nc.close()
+
+    async def wait_for_dead_letters(self, sequences: set[int], within: float) -> dict[int, list[str]]:
+        """The dead letters of the events at these HUB_EVENTS sequences, once each has one (or the
+        deadline passes); letters of any other event are left out."""
+        nc = await nats.connect(self.stack.nats_url)
+        try:
+            js = nc.jetstream()
+            deadline = time.monotonic() + within
+            while True:
+                letters = await _dead_letters(js)
+                if sequences <= letters.keys() or time.monotonic() > deadline:
+                    return {sequence: letters.get(sequence, []) for sequence in sequences}
+                await asyncio.sleep(0.25)
+        finally:
+            await nc.close()
+
+    async def wait_until_history_idle(self, within: float = 60.0) -> None:
+        """Wait until history's durable has delivered every event and holds none unacknowledged.
+
+        Then no event in HUB_EVENTS is still on its way to a record or a dead letter.
+        """
+        durable = self.stack.service_env("history_service", 0)["HUB_CONSUMER_DURABLE"]
+        nc = await nats.connect(self.stack.nats_url)
+        try:
+            js = nc.jetstream()
+            deadline = time.monotonic() + within
+            while True:
+                info = await js.consumer_info(STREAM_NAME, durable)
+                if info.num_pending == 0 and info.num_ack_pending == 0:
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"history not idle after {within}s: {info.num_pending} events undelivered, "
+                        f"{info.num_ack_pending} unacknowledged"
+                    )
+                await asyncio.sleep(0.25)
+        finally:
+            await nc.close()
+
+
+async def _dead_letters(js: JetStreamContext) -> dict[int, list[str]]:
+    """Read history's dead-letter subject message by message (a snapshot: no consumer, no waiting)."""
+    state = (await js.stream_info(DEAD_LETTER_STREAM)).state
+    letters: dict[int, list[str]] = {}
+    for sequence in range(max(state.first_seq, 1), state.last_seq + 1):
+        try:
+            letter = await js.get_msg(DEAD_LETTER_STREAM, sequence)
+        except nats.js.errors.NotFoundError:  # deleted by a replay
+            continue
+        if letter.subject != DEAD_LETTER_SUBJECT:
+            continue
+        headers = letter.headers or {}
+        letters.setdefault(int(headers[SEQUENCE_HEADER]), []).append(headers.get(REASON_HEADER, ""))
+    return letters
 
 
 @dataclass(frozen=True)
