@@ -32,7 +32,7 @@ without the right one is refused.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import random
 import re
 import ssl
 import time
@@ -385,7 +385,9 @@ class UpstreamPool:
         self._sweeper: asyncio.TimerHandle | None = None
         self._addresses: dict[str, _Address] = {}
         self._closed = False
-        self._exchanges = itertools.count(1) if correlate else None
+        # Random, not a counter: tokens never leave the gateway and the services, so nobody who could make a
+        # broken service send bytes of their choosing can name the token of another caller's request.
+        self._tokens = random.Random() if correlate else None  # noqa: S311 - unguessable enough: unseen
 
     async def request(
         self, base_url: str, method: str, target: str, header_lines: str, body: bytes | None
@@ -398,8 +400,8 @@ class UpstreamPool:
         if address is None:
             address = self._addresses[base_url] = _Address(base_url)
         token = None
-        if self._exchanges is not None:
-            token = f"{next(self._exchanges):x}"
+        if self._tokens is not None:
+            token = f"{self._tokens.getrandbits(64):x}"
             header_lines = f"{header_lines}{EXCHANGE_HEADER}: {token}\r\n"
         message = _message(address, method, target, header_lines, body)
         connection = self._acquire(base_url)
