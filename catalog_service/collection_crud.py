@@ -201,14 +201,16 @@ class Collections:
         """Create a collection (with its first nodes, dialect A); with `unique_name` a taken name is 409.
 
         `collection_id` and `owner` are an import's (`import_collection`): by default a new id, the caller.
+        In a personal project the project's owner owns it, whoever creates it (docs/access.md).
         """
         if dataset_id is not None:
             await self.projects.require_dataset(dataset_id, project_id)
+        owner = await self.projects.collection_owner(project_id, owner or principal)
         collection_id = collection_id or new_id()
         doc = collection_document(
             collection_id,
             project_id,
-            owner or principal,
+            owner,
             name=name,
             # Titles repeat freely in dialects B and C, so they never claim the project's unique name.
             key=name_key(project_id, name) if unique_name else free_key(project_id, name, collection_id),
@@ -223,7 +225,7 @@ class Collections:
         event = ev.event(
             "catalog.collection.created",
             ev.CollectionCreated(
-                name=name, owner_id=principal.user_id, description=description, dataset_id=dataset_id
+                name=name, owner_id=owner.user_id, description=description, dataset_id=dataset_id
             ),
             actor=principal.user_id,
             collection_id=collection_id,

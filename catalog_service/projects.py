@@ -15,9 +15,20 @@ from shared.principal import Principal, require_admin
 PERSONAL_NAMESPACE = "personal"
 
 
+PERSONAL_PREFIX = "personal-"
+
+
 def personal_project_id(user_id: int) -> str:
     """The id of a user's personal project (dialects B and C create collections there)."""
-    return f"personal-{user_id}"
+    return f"{PERSONAL_PREFIX}{user_id}"
+
+
+def personal_project_owner(project_id: str) -> int | None:
+    """The user whose personal project this is, or None for any other project (their ids start `prj_`)."""
+    if not project_id.startswith(PERSONAL_PREFIX):
+        return None
+    digits = project_id.removeprefix(PERSONAL_PREFIX)
+    return int(digits) if digits.isascii() and digits.isdigit() else None
 
 
 class Projects:
@@ -106,6 +117,19 @@ class Projects:
             return
         if not (await self.access.project_role(principal, project["_id"])).can_write:
             raise NotFound("Project not found")  # callers with no write role learn nothing about it
+
+    async def collection_owner(self, project_id: str, proposed: Principal) -> Principal:
+        """Who owns a collection created in the project: the project's owner for a personal project,
+        whoever creates it (docs/access.md, "Personal projects"); else `proposed` (the creator, or an
+        import's recorded owner). Asks access_service for that owner's e-mail only when it is someone
+        else's personal project (an admin or a role holder creating there: rare)."""
+        owner_id = personal_project_owner(project_id)
+        if owner_id is None or owner_id == proposed.user_id:
+            return proposed
+        owner = await self.access.user(owner_id)
+        if owner is None:  # nobody to own it: the project answers as if it were not there
+            raise NotFound("Project not found")
+        return owner
 
     async def create_dataset(self, principal: Principal, namespace: str, slug: str, name: str) -> Document:
         """A project editor (or admin) creates a dataset in the project."""

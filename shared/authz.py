@@ -102,6 +102,15 @@ class AccessDecisions:
             self._cache[key] = (now + self._ttl, permissions)
         return permissions
 
+    async def user(self, user_id: int) -> Principal | None:
+        """The stored user (for its e-mail address), or None when access_service knows no such user."""
+        status, body = await self._client.request("GET", f"/internal/principals/by-user/{user_id}")
+        if status == 401:  # access_service's answer for an unknown user
+            return None
+        if status != 200:
+            raise Unavailable("access decision unavailable")
+        return Principal.model_validate(body)
+
     async def project_role(self, principal: Principal, project_id: str) -> ProjectRole:
         """The caller's role on a project (admins act as owners everywhere)."""
         if principal.is_admin:
