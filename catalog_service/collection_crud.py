@@ -29,6 +29,7 @@ from catalog_service.reader_views import EVERYONE, ReaderViews, user_reader, vie
 from catalog_service.repository import WITHOUT_MEMBERS, CatalogRepository
 from catalog_service.schemas import CollectionImport
 from shared import event_types as ev
+from shared.catalog_directory import VisibilityFact
 from shared.clock import timestamp
 from shared.cursors import InvalidToken, TokenSigner
 from shared.errors import Conflict, Invalid
@@ -180,6 +181,17 @@ class Collections:
         (a crash before that leaves the mark, and recovery does it)."""
         await self.views.collection_changed(collection_id, created)
         await self.repo.collection_views_done(collection_id, token)
+
+    async def access_changed(self, facts: list[VisibilityFact]) -> int:
+        """access_service's facts, before it answers the change: first each shared collection's access
+        version rises (so a revoked reader's cached allow is refused from the next request, on every
+        replica), then the lists follow; how many facts the lists applied."""
+        versions: dict[str, int] = {}
+        for fact in facts:
+            if fact.kind == "share" and fact.collection_id is not None:
+                versions[fact.collection_id] = max(fact.version, versions.get(fact.collection_id, 0))
+        await self.repo.raise_access_versions(versions)
+        return await self.views.apply_facts(facts)
 
     # --- creating -----------------------------------------------------------------------------------------
     async def create(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
-from catalog_service.repository import CatalogRepository
+from catalog_service.repository import ACCESS_VERSION, CatalogRepository
 from shared.authz import AccessDecisions, CollectionRef, Permissions
 from shared.errors import Dialect, Forbidden, NotFound
 from shared.mongo import Document
@@ -77,11 +77,14 @@ class CollectionLookup:
         return ref
 
     async def permissions(self, principal: Principal, doc: Document) -> Permissions:
-        """What the caller may do with this collection document."""
-        return await self.access.permissions(principal, self.remember(doc))
+        """What the caller may do with this collection document, just read: a cached allow serves only at
+        the access version the document holds (shared/authz.py)."""
+        ref = self.remember(doc).model_copy(update={"access_version": int(doc.get(ACCESS_VERSION, 0))})
+        return await self.access.permissions(principal, ref)
 
     async def require(self, principal: Principal, ref: CollectionRef, need: Literal["read", "write"]) -> None:
-        """404 unless the caller may read the collection; 403 if it must write and may not."""
+        """404 unless the caller may read the collection; 403 if it must write and may not. `ref` is a cached
+        one with no access version, so only a write is answered from the decision cache."""
         permissions = await self.access.permissions(principal, ref, need)
         if not permissions.read:
             raise collection_not_found()

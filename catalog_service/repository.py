@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Literal
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -31,6 +31,11 @@ WITHOUT_MEMBERS = {
 }
 # The newest access_service entity version whose visibility event set `is_public` (0: none yet).
 VISIBILITY_VERSION = "visibility_version"
+# The newest version of access_service's access document of the collection (public flag, shared users,
+# guests, groups) catalog was told of, by either a visibility change or a share fact; it only grows.
+# Decision caches key their allows on it (shared/authz.py), which is why it is on the document every
+# request reads anyway. A document without it (written before it existed) reads as 0.
+ACCESS_VERSION = "access_version"
 
 
 class CatalogRepository:
@@ -124,7 +129,9 @@ class CatalogRepository:
     # --- collections --------------------------------------------------------------------------------------
     async def insert_collection(self, doc: Document, event: EventEnvelope) -> None:
         """Insert a collection with its created event; DuplicateKeyError when its name key is taken."""
-        await self.collections.insert_one({VISIBILITY_VERSION: 0, **doc, **new_document_outbox(event)})
+        await self.collections.insert_one(
+            {VISIBILITY_VERSION: 0, ACCESS_VERSION: 0, **doc, **new_document_outbox(event)}
+        )
         written(event)
 
     async def apply_visibility(self, collection_id: str, is_public: bool, entity_version: int | None) -> bool:
@@ -140,9 +147,25 @@ class CatalogRepository:
         else:
             result = await self.collections.update_one(
                 {"_id": collection_id, VISIBILITY_VERSION: {"$lt": entity_version}},
-                {"$set": {"is_public": is_public, VISIBILITY_VERSION: entity_version}},
+                {
+                    "$set": {"is_public": is_public, VISIBILITY_VERSION: entity_version},
+                    # `$max`: a share fact of a newer version may have raised it already.
+                    "$max": {ACCESS_VERSION: entity_version},
+                },
             )
         return result.modified_count == 1
+
+    async def raise_access_versions(self, versions: dict[str, int]) -> None:
+        """Raise each collection's access version to at least the one given (one command for them all;
+        an older version changes nothing, so facts may arrive in any order)."""
+        if versions:
+            await self.collections.bulk_write(
+                [
+                    UpdateOne({"_id": collection_id}, {"$max": {ACCESS_VERSION: version}})
+                    for collection_id, version in versions.items()
+                ],
+                ordered=False,
+            )
 
     async def collections_by_ids(self, ids: list[str], projection: dict[str, int]) -> list[Document]:
         """Collections by id, deleted ones included (one `$in`)."""

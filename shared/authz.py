@@ -6,8 +6,9 @@ owner, an editor or owner on the project, or an admin; only the owner or an admi
 shares. Anyone else gets the dialect's not-found answer.
 
 Admins and owners are decided locally (the caller's principal and the collection's owner are at hand);
-everything else is one call to access_service, cached for at most `ttl` seconds (<= 1s, so a revoked
-share stops working within a second of the revoking call returning).
+everything else is one call to access_service, whose allow is cached for at most `ttl` seconds (<= 1 s)
+and, for reads, only while the collection's access version is the one it was decided at
+(`AccessDecisions`): a revoked share stops working from the very next request.
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ from shared.principal import Principal
 
 
 class CollectionRef(BaseModel):
-    """What a decision needs to know about a collection: its id, owner and project."""
+    """What a decision needs to know about a collection: its id, owner and project; and, when the request
+    read the collection's document, the access version stored there (None: not read with this request)."""
 
     model_config = ConfigDict(frozen=True)
 
     collection_id: str
     owner_id: int
     project_id: str
+    # access_service's version of the collection's access document (public flag, shared users, guests
+    # and groups) as catalog last stored it: every change to any of them raises it before it is answered.
+    access_version: int | None = None
 
 
 class Permissions(BaseModel):
@@ -69,37 +74,59 @@ ALL = Permissions(read=True, write=True, share=True)
 
 
 class AccessDecisions:
-    """Asks access_service what a caller may do, caching each answer briefly."""
+    """Asks access_service what a caller may do, caching each allow briefly.
+
+    A cached allow to read serves only a request that read the collection's document and found there the
+    access version the allow was decided at (`CollectionRef.access_version`, read before the decision was
+    asked): access_service raises that version on the document before it answers any change to the
+    collection's access (private, unshare of a user, guest or group), so such a revocation holds from the
+    very next request on every replica, at no cost (the request reads the document anyway). What the
+    version does not cover, a user's own loss of a group or a project role, holds within the TTL (<= 1 s).
+    A write is never allowed by the collection's access document (only ownership, admin or a project
+    role, docs/access.md), so a cached allow to write needs no version.
+    """
 
     def __init__(self, client: InternalClient, ttl: float = 0.5) -> None:
         self._client = client
         self._ttl = ttl
-        self._cache: dict[tuple[int, CollectionRef], tuple[float, Permissions]] = {}
+        # (user, collection, owner, project) -> (expires, access version decided at, permissions)
+        self._cache: dict[tuple[int, str, int, str], tuple[float, int | None, Permissions]] = {}
 
     async def permissions(
         self, principal: Principal, collection: CollectionRef, need: Literal["read", "write"] = "read"
     ) -> Permissions:
-        """What the caller may do with the collection; a cached answer serves only if it allows `need`
-        (a cache may hold an allow for the TTL, never a denial: a grant shows on the next request)."""
+        """What the caller may do with the collection; a cached answer serves only if it allows `need`, and
+        to read only at the access version it was decided at (never a denial: a grant shows at once)."""
         if principal.is_admin or principal.user_id == collection.owner_id:
             return ALL
-        key = (principal.user_id, collection)
+        key = (principal.user_id, collection.collection_id, collection.owner_id, collection.project_id)
         now = time.monotonic()
         cached = self._cache.get(key)
-        fresh = cached is not None and cached[0] > now and getattr(cached[1], need)
+        fresh = (
+            cached is not None
+            and cached[0] > now
+            and getattr(cached[2], need)
+            and (
+                need == "write"
+                or (collection.access_version is not None and cached[1] == collection.access_version)
+            )
+        )
         count_cache_lookup("access_decisions", hit=bool(fresh))
         if fresh and cached is not None:
-            return cached[1]
+            return cached[2]
         query = PermissionsQuery(user_id=principal.user_id, collection=collection)
-        status, body = await self._client.request("POST", "/internal/permissions", json=query.model_dump())
+        status, body = await self._client.request(
+            "POST", "/internal/permissions", json=query.model_dump(exclude={"collection": {"access_version"}})
+        )
         if status != 200:
             raise Unavailable("access decision unavailable")
         permissions = Permissions.model_validate(body)
-        # Only an allow is kept: a grant must show on the very next request, a revocation within the TTL.
+        # Only an allow is kept: a grant must show on the very next request. The version is the one read
+        # before the question was asked, so any revocation after that read has raised it past this entry.
         if permissions.read:
             if len(self._cache) > 50_000:
                 self._cache.clear()
-            self._cache[key] = (now + self._ttl, permissions)
+            self._cache[key] = (now + self._ttl, collection.access_version, permissions)
         return permissions
 
     async def user(self, user_id: int) -> Principal | None:

@@ -30,12 +30,18 @@ class CollectionInfo(BaseModel):
     owner_id: int
     project_id: EntityId
     name: str | None = None
+    # The access version on the collection's document as this answer read it (shared/authz.py keys its
+    # cached allows on it); None from a catalog that does not send it.
+    access_version: int | None = None
 
     @property
     def ref(self) -> CollectionRef:
         """The part an authorization decision needs."""
         return CollectionRef(
-            collection_id=self.collection_id, owner_id=self.owner_id, project_id=self.project_id
+            collection_id=self.collection_id,
+            owner_id=self.owner_id,
+            project_id=self.project_id,
+            access_version=self.access_version,
         )
 
 

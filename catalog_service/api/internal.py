@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from catalog_service.api.keys import CATALOG_KEY
-from catalog_service.repository import WITHOUT_MEMBERS
+from catalog_service.repository import ACCESS_VERSION, WITHOUT_MEMBERS
 from catalog_service.schemas import VisibilityShown
 from catalog_service.service import collection_not_found
 from shared.catalog_directory import VisibilityFacts
@@ -24,6 +24,7 @@ def ref(doc: Document) -> web.Response:
             "owner_id": doc["owner_id"],
             "project_id": doc["project_id"],
             "name": doc["name"],
+            "access_version": int(doc.get(ACCESS_VERSION, 0)),
         }
     )
 
@@ -58,9 +59,10 @@ async def visibility(request: web.Request) -> web.Response:
 
 @routes.post("/internal/visibility/facts")
 async def visibility_facts(request: web.Request) -> web.Response:
-    """Shares, group memberships and project roles from access_service; lists follow before the answer."""
+    """Shares, group memberships and project roles from access_service; access versions and lists follow
+    before the answer."""
     data = await parse_body(request, VisibilityFacts)
-    applied = await request.app[CATALOG_KEY].views.apply_facts(list(data.facts))
+    applied = await request.app[CATALOG_KEY].collections.access_changed(list(data.facts))
     return web.json_response({"applied": applied})
 
 

@@ -816,3 +816,14 @@ async def test_file_backed_server_keeps_acknowledged_writes_across_restart(
         await _assert_all_kept(url)
     finally:
         await asyncio.to_thread(proc.stop)
+
+
+async def test_max_of_an_integer_only_raises_and_sets_a_missing_field(coll: Collection) -> None:
+    """`$max` of an integer sets a missing field, raises a lower one and leaves a higher one, also in an
+    unordered bulk_write beside a `$set` (catalog's collection access version relies on it)."""
+    await coll.insert_many([{"_id": "new"}, {"_id": "low", "v": 2}, {"_id": "high", "v": 9}])
+    await coll.bulk_write(
+        [UpdateOne({"_id": key}, {"$max": {"v": 5}}) for key in ("new", "low", "high")], ordered=False
+    )
+    await coll.update_one({"_id": "low"}, {"$set": {"flag": True}, "$max": {"v": 7}})
+    assert {doc["_id"]: doc["v"] async for doc in coll.find({}, {"v": 1})} == {"new": 5, "low": 7, "high": 9}
