@@ -104,6 +104,15 @@ def _list_scope(user_id: int) -> str:
     return f"user:{user_id}"
 
 
+def access_versions(facts: list[VisibilityFact]) -> dict[str, int]:
+    """The newest access version each shared collection's facts carry (share facts name a collection)."""
+    versions: dict[str, int] = {}
+    for fact in facts:
+        if fact.kind == "share" and fact.collection_id is not None:
+            versions[fact.collection_id] = max(fact.version, versions.get(fact.collection_id, 0))
+    return versions
+
+
 class Collections:
     """Collections: one model behind all three dialects."""
 
@@ -186,11 +195,7 @@ class Collections:
         """access_service's facts, before it answers the change: first each shared collection's access
         version rises (so a revoked reader's cached allow is refused from the next request, on every
         replica), then the lists follow; how many facts the lists applied."""
-        versions: dict[str, int] = {}
-        for fact in facts:
-            if fact.kind == "share" and fact.collection_id is not None:
-                versions[fact.collection_id] = max(fact.version, versions.get(fact.collection_id, 0))
-        await self.repo.raise_access_versions(versions)
+        await self.repo.raise_access_versions(access_versions(facts))
         return await self.views.apply_facts(facts)
 
     # --- creating -----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from pydantic import ValidationError
 
+from catalog_service.collection_crud import access_versions
 from catalog_service.reader_views import ReaderViews
 from catalog_service.repository import CatalogRepository
 from shared.catalog_directory import VisibilityFact
@@ -136,10 +137,18 @@ FACT_EVENTS: dict[str, tuple[Literal["share", "member", "role"], bool]] = {
 
 
 async def consume_facts(js: JetStreamContext, views: ReaderViews, durable: str) -> None:
-    """Apply access events' visibility facts to the lists' read model (an older version is a no-op)."""
+    """Apply access events' visibility facts (`apply_fact_event`)."""
 
     async def apply(event: EventEnvelope) -> None:
-        if (fact := fact_of(event)) is not None:
-            await views.apply_facts([fact])
+        await apply_fact_event(views, event)
 
     await consume(js, FACTS_SUBJECT, durable, apply, ack_wait=30)
+
+
+async def apply_fact_event(views: ReaderViews, event: EventEnvelope) -> None:
+    """Apply an access event's visibility fact as access_service's call does, should that call have
+    failed: the shared collection's access version first (a cached allow of a revoked reader is refused
+    from then on), then the lists' read model (an older version is a no-op for both)."""
+    if (fact := fact_of(event)) is not None:
+        await views.repo.raise_access_versions(access_versions([fact]))
+        await views.apply_facts([fact])
