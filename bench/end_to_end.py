@@ -28,9 +28,17 @@ WRITE_COLLECTIONS = 100
 LIST_COLLECTIONS = 60
 ROUNDS = 2
 IDLE_SECONDS = 5.0  # how long the idle stack's periodic passes are counted, to leave them out per request
-# Issue 12's whole-system targets: MongoDB commands per request on every service's clients, request path
-# and what follows it (relay, consumers, history), per read and per member write.
-WHOLE_SYSTEM_TARGETS = {"read": 1.0, "write": 3.0}
+# Whole-system targets (issue 25, re-based on what section 3 measured under issue 12's <= 1 / <= 3): a read
+# costs one command per document kind its answer holds (a collection: 1), a list page two (the view's
+# positions, then the collections), a member write three on the request path (begin, apply, finish) plus one
+# read for each other document kind its answer holds (dialect A's add lists the members: +1); what follows a
+# write (history's share of a batch) is reported beside it, not held to a number. Per row: which figure is
+# held, its limit, and what the limit counts.
+WHOLE_SYSTEM_TARGETS: dict[str, tuple[str, float, str]] = {
+    "GET a collection (C)": ("whole", 1.0, "per read of one collection"),
+    "add a member (A, by name)": ("path", 4.0, "on the request path (3 + A's member list)"),
+    "list with cursor (C, pageSize=10)": ("whole", 2.0, "per list page"),
+}
 MEMBER_BODY = '{"add":["%s-%d-%d"]}'  # run, wrk thread, request counter: a new member every request
 
 
@@ -360,8 +368,8 @@ def commands_per_request(
 
 
 def whole_system(section: Section, rows: dict[str, dict[str, Any]], idle: tuple[float, float]) -> None:
-    """Issue 12's count: every service's commands per request, request path and after, less what the
-    periodic passes send whether requests come or not; against <= 1 per read and <= 3 per member write."""
+    """Every service's commands per request, request path and after, less what the periodic passes send
+    whether requests come or not; each row against its target (`WHOLE_SYSTEM_TARGETS`)."""
     table = section.table(
         "Whole system: MongoDB commands per request (every service's clients)",
         [
@@ -376,17 +384,17 @@ def whole_system(section: Section, rows: dict[str, dict[str, Any]], idle: tuple[
     )
     verdicts: dict[str, bool] = {}
     for label, row in rows.items():
-        kind = "write" if label.startswith("add") else "read"
-        limit = WHOLE_SYSTEM_TARGETS[kind]
-        ok = round(row["whole_per_request"], 2) <= limit
-        verdicts[kind] = verdicts.get(kind, True) and ok
+        figure, limit, counts = WHOLE_SYSTEM_TARGETS[label]
+        held = row["whole_per_request"] if figure == "whole" else row["api_per_request"]
+        ok = round(held, 2) <= limit
+        verdicts[label] = ok
         table.add(
             label,
             row["api_per_request"],
             row["background_per_request"],
             row["periodic_per_request"],
             row["whole_per_request"],
-            f"<= {limit:.0f} per {kind}",
+            f"<= {limit:.0f} {counts}",
             PASS if ok else MISS,
         )
     section.notes.append(
@@ -399,12 +407,6 @@ def whole_system(section: Section, rows: dict[str, dict[str, Any]], idle: tuple[
     fields = ("api_per_request", "background_per_request", "periodic_per_request", "whole_per_request")
     section.data["whole_system"] = {label: {k: row[k] for k in fields} for label, row in rows.items()}
     section.data["verdicts"] += [
-        (
-            f"3: whole system <= {WHOLE_SYSTEM_TARGETS['read']:.0f} command per read",
-            PASS if verdicts.get("read", False) else MISS,
-        ),
-        (
-            f"3: whole system <= {WHOLE_SYSTEM_TARGETS['write']:.0f} commands per member write",
-            PASS if verdicts.get("write", False) else MISS,
-        ),
+        (f"3: {label}: <= {limit:.0f} commands {counts}", PASS if verdicts.get(label, False) else MISS)
+        for label, (_, limit, counts) in WHOLE_SYSTEM_TARGETS.items()
     ]
