@@ -29,7 +29,7 @@ from catalog_service.collection_crud import collection_document
 from catalog_service.ids import new_id
 from catalog_service.member_repository import COUNT_FIELD, POSITION, MemberKind, member_id
 from catalog_service.reader_views import user_reader, view_key
-from catalog_service.service import ListCursors, free_key
+from catalog_service.service import ItemCursors, ListCursors, free_key
 from catalog_service.view_repository import entry_id, head_id
 from shared.clock import timestamp
 from shared.principal import Principal
@@ -265,6 +265,11 @@ async def members_scale(bench: Bench, section: Section) -> bool:
             for size, got in samples.items()
         }
         print(f"    {label}: {rows[label]}", flush=True)
+    try:
+        listed = await item_pages(bench, section, owner, c_ids, large)
+    except Exception as exc:  # the item pages failing must not lose the write figures
+        section.notes.append(f"Item list pages: not measured, it failed: {exc!r}")
+        listed = False
     streamed = await stream_members(bench, a_paths[large], a_actor)
     print(f"    streamed {large:,} members: {streamed}", flush=True)
     largest_doc = await largest_documents(bench, collection_ids)
@@ -289,7 +294,7 @@ async def members_scale(bench: Bench, section: Section) -> bool:
         )
     small_doc = largest_doc < MAX_DOCUMENT_BYTES
     lean = streamed["catalog_peak_mb"] < MAX_CATALOG_MB
-    ok = ok and small_doc and lean
+    ok = ok and small_doc and lean and listed
     verdicts = section.table("Members: verdict", ["figure", "value", "target", "verdict"])
     verdicts.add(
         f"every write, {large:,} / 0 members",
@@ -340,6 +345,79 @@ async def members_scale(bench: Bench, section: Section) -> bool:
         "seeded_s": seeded,
     }
     return ok
+
+
+# --- item lists -------------------------------------------------------------------------------------------
+async def item_page_ms(bench: Bench, path: str, actor: Actor) -> tuple[float, float, int]:
+    """Median ms of a C item-list page through the gateway (CALLS calls after a warm-up), catalog's
+    commands for one, and how many items it showed."""
+    times, commands, shown = [], 0.0, 0
+    for n in range(CALLS + 1):
+        before = await catalog_commands(bench)
+        started = time.perf_counter()
+        async with bench.http.get(f"{bench.gateway}{path}", headers=actor.headers()) as r:
+            body = await r.json()
+            if r.status != 200:
+                raise RuntimeError(f"GET {path} -> {r.status}")
+        if n:
+            times.append((time.perf_counter() - started) * 1000)
+        after = await catalog_commands(bench)
+        commands = sum(after[c] - before.get(c, 0.0) for c in after)
+        shown = len(body["assets"])
+    return statistics.median(times), commands, shown
+
+
+async def item_pages(bench: Bench, section: Section, owner: Actor, c_ids: dict[int, str], large: int) -> bool:
+    """`GET /v1/collections/{id}/assets?pageSize=10` at the first, middle and last page of `large` members
+    (and the first of the small collection): under PAGE_TARGET_MS, flat in depth. The pages' seeded items
+    get registry documents (the rest need none: a page reads only its own)."""
+    middle, last = large // 2, large - 9  # the last page: nine seeded members and the kept thumbnail
+    seeded_ids = [f"seed-{n}" for start in (0, middle, last) for n in range(start, min(large, start + 10))]
+    await bench.db("catalog_service")["assets"].insert_many(
+        [
+            {"_id": i, "name": i, "owner_id": owner.user_id, "deleted": False, "created_at": timestamp()}
+            for i in seeded_ids
+        ],
+        ordered=False,
+    )
+    cursors = ItemCursors(bench.stack.internal_secret)
+    table = section.table(
+        f"Item list pages (C `GET /v1/collections/{{id}}/assets?pageSize=10`; median of {CALLS} after a "
+        "warm-up, through the gateway)",
+        ["members", "page", "ms", "catalog commands", "items shown"],
+    )
+    times: dict[str, float] = {}
+    commands_seen: set[float] = set()
+    pages: list[tuple[str, str, str, int | None]] = [("0", "first", c_ids[0], None)]
+    pages += [
+        (f"{large:,}", name, c_ids[large], after)
+        for name, after in (("first", None), ("middle", middle - 1), ("last", last - 1))
+    ]
+    for size, name, cid, after in pages:
+        path = f"/v1/collections/{cid}/assets?pageSize=10"
+        if after is not None:
+            path += f"&paginationToken={cursors.encode(owner.user_id, cid, 'asset', after)}"
+        ms, commands, shown = await item_page_ms(bench, path, owner)
+        times[f"{size} {name}"] = ms
+        commands_seen.add(commands)
+        table.add(size, name, ms, f"{commands:.0f}", shown)
+        print(f"    item page, {size} members, {name}: {ms:.1f} ms, {commands:.0f} commands", flush=True)
+    slowest = max(times.values())
+    depth = ratio(times[f"{large:,} last"], times[f"{large:,} first"]) or 0.0
+    fast, flat = slowest < PAGE_TARGET_MS, depth < TARGET
+    verdicts = section.table("Item lists: verdict", ["figure", "value", "target", "verdict"])
+    verdicts.add("slowest item page, ms", slowest, f"< {PAGE_TARGET_MS}", PASS if fast else MISS)
+    verdicts.add(
+        f"{large:,}: last page / first page", depth, f"< {TARGET:.0f} (flat)", PASS if flat else MISS
+    )
+    verdicts.add(
+        "catalog commands per item page (collection, members page, registry documents)",
+        "/".join(f"{c:.0f}" for c in sorted(commands_seen)),
+        "3",
+        PASS if commands_seen == {3.0} else MISS,
+    )
+    section.data["item_pages"] = {"ms": times, "commands": sorted(commands_seen)}
+    return fast and flat and commands_seen == {3.0}
 
 
 # --- depth ------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from catalog_service.member_repository import MemberRepository
 from catalog_service.membership import Membership
 from catalog_service.reader_views import ReaderViews
 from catalog_service.repository import CatalogRepository
-from catalog_service.service import CatalogService, ListCursors
+from catalog_service.service import CatalogService, ItemCursors, ListCursors
 from catalog_service.settings import CatalogSettings
 from catalog_service.view_repository import ViewRepository
 from catalog_service.view_verifier import ViewVerifier
@@ -81,6 +81,7 @@ def create_app(settings: CatalogSettings) -> web.Application:
             access,
             ListCursors(settings.internal_secret.get_secret_value()),
             stale_after_seconds=settings.member_change_stale_seconds,
+            item_cursors=ItemCursors(settings.internal_secret.get_secret_value()),
         )
         await service.projects.ensure_personal_namespace()
         # Collections written by the layout before member documents move over before the first request.

@@ -112,6 +112,14 @@ class CatalogRepository:
         cursor = self.items[kind].find({"_id": {"$in": ids}, "deleted": False}, {"outbox": 0})
         return await cursor.to_list()
 
+    async def items_by_ids(self, kind: ItemKind, ids: list[str]) -> list[Document]:
+        """Those of `ids` the registry holds, deleted ones included (a collection keeps a deleted item's id,
+        and its list shows it as such): one `_id $in`."""
+        cursor = self.items[kind].find(
+            {"_id": {"$in": ids}}, {"name": 1, "owner_id": 1, "created_at": 1, "url": 1, "deleted": 1}
+        )
+        return await cursor.to_list()
+
     async def delete_item(
         self, kind: ItemKind, item_id: str, at: str, event: EventEnvelope, *, owner_id: int | None
     ) -> bool:

@@ -260,6 +260,23 @@ class ListQueryC(BaseModel):
     )
 
 
+class ItemListQueryC(BaseModel):
+    """`GET /v1/collections/{id}/assets?pageSize=&paginationToken=` (and `/models`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pageSize: QueryInt = Field(default=10, ge=1, le=100, description="Items per page (1-100)")  # noqa: N815
+    paginationToken: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(  # noqa: N815
+        default=None, description="The `nextPaginationToken` of the previous page"
+    )
+
+
+class ItemListByCollectionQueryC(ItemListQueryC):
+    """`GET /v1/assets?collectionId=&pageSize=&paginationToken=` (and `/v1/models`): the same page."""
+
+    collectionId: ItemId = Field(description="The collection whose items to list (required)")  # noqa: N815
+
+
 # --- answers (what catalog_service.views builds; the OpenAPI documents describe them) ---------------------
 class Answer(BaseModel):
     """An answer's fields, exactly: a response carrying anything else breaks its description."""
@@ -430,6 +447,44 @@ class ItemPublic(Answer):
     ownerId: str  # noqa: N815
     createdAt: str  # noqa: N815
     url: str | SkipJsonSchema[None] = Field(default=None, description="absent when none")
+
+
+class MemberItemPublic(ItemPublic):
+    """An asset or model of a collection, as `GET /v1/assets/{id}` shows it; one the registry has deleted
+    since (the collection keeps its id) is shown as it was, with `deleted: true`."""
+
+    deleted: bool | SkipJsonSchema[None] = Field(default=None, description="absent unless deleted")
+
+
+class AssetPageC(Answer):
+    """`GET /v1/collections/{id}/assets`: a page in the order they were added, and the next page's token."""
+
+    assets: list[MemberItemPublic]
+    nextPaginationToken: str | SkipJsonSchema[None] = Field(  # noqa: N815
+        default=None, description="absent on the last page"
+    )
+
+
+class ModelPageC(Answer):
+    """`GET /v1/collections/{id}/models`: a page in the order they were added, and the next page's token."""
+
+    models: list[MemberItemPublic]
+    nextPaginationToken: str | SkipJsonSchema[None] = Field(  # noqa: N815
+        default=None, description="absent on the last page"
+    )
+
+
+class AssetResultsB(Answer):
+    """A page of 20 assets in the order they were added; `next_cursor` continues it (null: the last)."""
+
+    results: list[MemberItemPublic]
+    next_cursor: str | None
+
+
+class AssetPageB(Answer):
+    """`GET /api/v2/collections/:collection_id/assets[/:cursor]`."""
+
+    assets: AssetResultsB
 
 
 class NamespacePublic(Answer):

@@ -4,6 +4,7 @@
 - `items.py`: the item registry (assets and models);
 - `collection_crud.py`: collections themselves (create, read, list, update, delete);
 - `membership.py`: members (nodes, assets, models), exact counts, recovery of interrupted changes;
+- `item_lists.py`: a collection's assets or models, a keyset page at a time (dialects B and C);
 - `lookup.py`: finding a collection by id or name, and the caller's permissions on it;
 - `reader_views.py`: the lists' read model (which collections each reader sees, as dense views).
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 from catalog_service.collection_crud import Collections, ListCursors
+from catalog_service.item_lists import ItemCursors, ItemLists
 from catalog_service.items import Registry
 from catalog_service.lookup import CollectionLookup, collection_not_found, free_key
 from catalog_service.member_repository import MemberRepository
@@ -21,7 +23,7 @@ from catalog_service.repository import CatalogRepository
 from catalog_service.view_repository import ViewRepository
 from shared.authz import AccessDecisions
 
-__all__ = ["CatalogService", "ListCursors", "collection_not_found", "free_key"]
+__all__ = ["CatalogService", "ItemCursors", "ListCursors", "collection_not_found", "free_key"]
 
 
 class CatalogService:
@@ -36,6 +38,7 @@ class CatalogService:
         cursors: ListCursors | None = None,
         *,
         stale_after_seconds: float = 30.0,
+        item_cursors: ItemCursors | None = None,
     ) -> None:
         self.repo = repository
         self.lookup = CollectionLookup(repository, access)
@@ -55,3 +58,4 @@ class CatalogService:
             views=self.views,
             cursors=cursors or ListCursors(""),
         )
+        self.item_lists = ItemLists(self.collections, members, repository, item_cursors or ItemCursors(""))

@@ -74,3 +74,24 @@ def item(doc: Document) -> dict[str, Any]:
     if doc.get("url") is not None:  # items stored before urls were left out when absent may hold null
         view["url"] = doc["url"]
     return view
+
+
+def member_item(doc: Document) -> dict[str, Any]:
+    """An item of a collection's list: as the registry shows it, marked when the registry deleted it."""
+    view = item(doc)
+    if doc.get("deleted"):
+        view["deleted"] = True
+    return view
+
+
+def item_page_c(kind: str, items: list[Document], next_token: str | None) -> dict[str, Any]:
+    """Dialect C's page of a collection's assets or models: `{"assets": [...], "nextPaginationToken"}`."""
+    body: dict[str, Any] = {f"{kind}s": [member_item(doc) for doc in items]}
+    if next_token is not None:
+        body["nextPaginationToken"] = next_token
+    return body
+
+
+def asset_page_b(items: list[Document], next_cursor: str | None) -> dict[str, Any]:
+    """Dialect B's page of a collection's assets, shaped as its history pages are."""
+    return {"assets": {"results": [member_item(doc) for doc in items], "next_cursor": next_cursor}}

@@ -7,6 +7,7 @@ from aiohttp import web
 from catalog_service import views
 from catalog_service.api.keys import CATALOG_KEY
 from catalog_service.schemas import (
+    AssetPageB,
     AssetRefB,
     CollectionCreateB,
     CollectionEnvelopeB,
@@ -110,6 +111,22 @@ async def delete(request: web.Request) -> web.Response:
         require_principal(request), request.match_info["collection_id"]
     )
     return web.json_response({"collection": True})
+
+
+@routes.get("/api/v2/collections/{collection_id}/assets")
+@routes.get("/api/v2/collections/{collection_id}/assets/{cursor}")
+@documented(
+    AssetPageB,
+    errors={404: "collection not found", 422: "Invalid parameter 'cursor' value \"...\": Invalid cursor"},
+)
+async def list_assets(request: web.Request) -> web.Response:
+    """20 assets of the collection in the order they were added, from the cursor on (`0` or none: first)."""
+    page = await request.app[CATALOG_KEY].item_lists.page_b(
+        require_principal(request),
+        request.match_info["collection_id"],
+        request.match_info.get("cursor", "0"),
+    )
+    return web.json_response(views.asset_page_b(page.items, page.next_token))
 
 
 @routes.post("/api/v2/collections/{collection_id}/assets")

@@ -11,13 +11,16 @@ from catalog_service.api.keys import CATALOG_KEY
 from catalog_service.repository import ItemKind
 from catalog_service.schemas import (
     AssetIdsC,
+    AssetPageC,
     CollectionCreateC,
     CollectionEnvelopeC,
     CollectionPageC,
     CollectionUpdateC,
     Empty,
+    ItemListQueryC,
     ListQueryC,
     ModelIdsC,
+    ModelPageC,
 )
 from shared.openapi import documented
 from shared.principal import require_principal
@@ -132,7 +135,34 @@ def link_handler(kind: ItemKind, *, add: bool) -> Handler:
     return documented(CollectionEnvelopeC, body=schema, errors=errors)(handler)
 
 
+def list_handler(kind: ItemKind) -> Handler:
+    """GET: a keyset page of the collection's assets or models, in the order they were added."""
+
+    async def handler(request: web.Request) -> web.Response:
+        query = parse_query(request, ItemListQueryC)
+        page = await request.app[CATALOG_KEY].item_lists.page_c(
+            require_principal(request),
+            request.match_info["collection_id"],
+            kind,
+            query.pageSize,
+            query.paginationToken,
+        )
+        return web.json_response(views.item_page_c(kind, page.items, page.next_token))
+
+    handler.__doc__ = (
+        f"A page of the collection's {kind}s in the order they were added, each as `GET /v1/{kind}s/{{id}}`"
+        " shows it; `nextPaginationToken` continues it (absent on the last page)."
+    )
+    errors = {
+        400: "pageSize out of range, or a paginationToken we did not issue",
+        404: "collection not found",
+    }
+    response = AssetPageC if kind == "asset" else ModelPageC
+    return documented(response, query=ItemListQueryC, errors=errors)(handler)
+
+
 ITEM_KINDS: tuple[ItemKind, ...] = ("asset", "model")
 for _kind in ITEM_KINDS:
+    routes.get(f"{BASE}/{{collection_id}}/{_kind}s")(list_handler(_kind))
     routes.put(f"{BASE}/{{collection_id}}/{_kind}s")(link_handler(_kind, add=True))
     routes.delete(f"{BASE}/{{collection_id}}/{_kind}s")(link_handler(_kind, add=False))

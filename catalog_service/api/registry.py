@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from catalog_service import views
 from catalog_service.api.keys import CATALOG_KEY, VERIFIER_KEY
 from catalog_service.repository import ItemKind
 from catalog_service.schemas import (
+    AssetPageC,
     CollectionImport,
     CollectionPublicA,
     Empty,
     ItemCreate,
+    ItemListByCollectionQueryC,
     ItemPublic,
+    ModelPageC,
     NamespaceCreate,
     NamespacePublic,
     ProjectCreate,
@@ -22,9 +27,10 @@ from catalog_service.schemas import (
 )
 from shared.openapi import documented
 from shared.principal import require_principal
-from shared.requests import parse_body
+from shared.requests import parse_body, parse_query
 
 routes = web.RouteTableDef()
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 @routes.post("/admin/collections")
@@ -122,6 +128,32 @@ async def create_item(request: web.Request) -> web.Response:
         require_principal(request), kind, data.id, data.name, data.url if kind == "asset" else None
     )
     return web.json_response(views.item(doc), status=201)
+
+
+def list_handler(kind: ItemKind) -> Handler:
+    """GET `/v1/assets?collectionId=` (or models): the same pages as `GET /v1/collections/{id}/assets`."""
+
+    async def handler(request: web.Request) -> web.Response:
+        query = parse_query(request, ItemListByCollectionQueryC)
+        page = await request.app[CATALOG_KEY].item_lists.page_c(
+            require_principal(request), query.collectionId, kind, query.pageSize, query.paginationToken
+        )
+        return web.json_response(views.item_page_c(kind, page.items, page.next_token))
+
+    handler.__doc__ = (
+        f"The {kind}s of `collectionId`, a page at a time: the same answer as"
+        f" `GET /v1/collections/{{collectionId}}/{kind}s`."
+    )
+    errors = {
+        400: "collectionId missing, pageSize out of range, or a paginationToken we did not issue",
+        404: "collection not found",
+    }
+    response = AssetPageC if kind == "asset" else ModelPageC
+    return documented(response, query=ItemListByCollectionQueryC, errors=errors)(handler)
+
+
+routes.get("/v1/assets")(list_handler("asset"))
+routes.get("/v1/models")(list_handler("model"))
 
 
 @routes.get("/v1/{kind:assets|models}/{item_id}")

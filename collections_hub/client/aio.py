@@ -44,6 +44,11 @@ class Links:
         """Remove items, 49 a call."""
         return await self._change(collection_id, ids, add=False)
 
+    def list(self, collection_id: str, *, page_size: int = 100) -> AsyncIterator[m.CollectionItem]:
+        """Every item of the collection in the order they were added, fetched a page at a time as you iterate
+        (an item that stays in the collection while you iterate is met exactly once)."""
+        return paginate(self._t, lambda token: ops.list_items(collection_id, self._kind, page_size, token))
+
     async def _change(self, collection_id: str, ids: Sequence[str], *, add: bool) -> m.Collection:
         result = None
         for chunk in ops.chunks(ids, ops.MAX_LINK_IDS):

@@ -24,6 +24,7 @@ from catalog_service.schemas import CollectionPublicA as ProjectCollection
 from catalog_service.schemas import CollectionPublicB as CollectionDetails
 from catalog_service.schemas import CollectionPublicC as Collection
 from catalog_service.schemas import ItemPublic as Item
+from catalog_service.schemas import MemberItemPublic as CollectionItem
 from catalog_service.schemas import ProjectPublic as ProjectCreated
 from catalog_service.schemas import ViewsVerified
 from history_service.schemas import HistoryEntry, HistoryPageC, HistoryPageV2
@@ -33,6 +34,7 @@ __all__ = [
     "ApiKeyCreated",
     "Collection",
     "CollectionDetails",
+    "CollectionItem",
     "GroupPublic",
     "GroupsPublic",
     "HistoryEntry",

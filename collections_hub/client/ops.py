@@ -129,6 +129,21 @@ def link_items(collection_id: str, kind: ItemKind, ids: Sequence[str], *, add: b
     return Op("PUT" if add else "DELETE", path, under("collection", m.Collection), body)
 
 
+def list_items(
+    collection_id: str, kind: ItemKind, page_size: int, token: str | None
+) -> Op[m.Page[m.CollectionItem]]:
+    """One keyset page of a collection's assets or models, in the order they were added."""
+    params: dict[str, str | int] = {"pageSize": page_size}
+    if token:
+        params["paginationToken"] = token
+
+    def parse(body: Any) -> m.Page[m.CollectionItem]:
+        items = [m.CollectionItem.model_validate(item) for item in body[f"{kind}s"]]
+        return m.Page(items=items, next=body.get("nextPaginationToken"))
+
+    return Op("GET", f"{C}/{seg(collection_id)}/{kind}s", parse, params=params)
+
+
 def history_page(collection_id: str, page_size: int, token: str | None) -> Op[m.Page[m.HistoryEntry]]:
     """One page of a collection's history, newest first."""
     params: dict[str, str | int] = {"pageSize": page_size}

@@ -15,7 +15,7 @@ PATH_PARAMETERS: dict[str, tuple[str, Any]] = {
     "collection_id": (f"The collection's id ({_ID}).", "30DYGn7og_Nm7NO49piR"),
     "user_id": ("A user's integer id.", "15"),
     "group_id": ("A user group's integer id.", "2"),
-    "cursor": ("`0` for the newest entries, else a `next_cursor` of an earlier page.", "0"),
+    "cursor": ("`0` for the first page (of history: the newest), else an earlier `next_cursor`.", "0"),
     "item_id": ("The asset's or model's id.", "K9KLrMpCrvd3qhKq_8_v"),
     "key_id": ("The API key's id.", "k_2b7c9e"),
 }
