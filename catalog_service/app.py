@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from nats.js.api import DeliverPolicy
 
 from catalog_service.api import dialect_a, dialect_b, dialect_c, internal, registry
 from catalog_service.api.keys import CATALOG_KEY, VERIFIER_KEY
@@ -129,9 +130,10 @@ def create_app(settings: CatalogSettings) -> web.Application:
         # Its own client, so its commands are not counted as the request path's.
         client = create_mongo_client(settings, app[METRICS_KEY], label="consumer")
         db = client[settings.mongo_database]
+        start = DeliverPolicy.ALL if settings.consumer_deliver_policy == "all" else DeliverPolicy.NEW
         tasks = [
             asyncio.create_task(
-                consume_visibility(app[JS_KEY], CatalogRepository(db), settings.visibility_durable),
+                consume_visibility(app[JS_KEY], CatalogRepository(db), settings.visibility_durable, start),
                 name="catalog-visibility",
             ),
             asyncio.create_task(
@@ -139,6 +141,7 @@ def create_app(settings: CatalogSettings) -> web.Application:
                     app[JS_KEY],
                     ReaderViews(ViewRepository(db), CatalogRepository(db)),
                     settings.facts_durable,
+                    start,
                 ),
                 name="catalog-visibility-facts",
             ),

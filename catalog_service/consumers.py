@@ -16,7 +16,7 @@ from typing import Literal
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
 from catalog_service.collection_crud import access_versions
@@ -38,6 +38,8 @@ async def consume(
     durable: str,
     apply: Callable[[EventEnvelope], Awaitable[None]],
     ack_wait: float = 10,
+    *,
+    deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
 ) -> None:
     """Pull events of `subject` (replicas share one durable consumer) and `apply` each; one that fails is
     redelivered a second later, for as long as it fails; one that is not an event is dropped (history's
@@ -48,7 +50,10 @@ async def consume(
         stream=STREAM_NAME,
         # Delivered until applied (max_deliver -1): applying is idempotent and a fact dropped after a
         # few failed tries (a database outage) would leave a list wrong for good.
-        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=ack_wait),
+        # Where a new durable starts (`HUB_CONSUMER_DELIVER_POLICY`): every event, or only new ones.
+        config=ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT, max_deliver=-1, ack_wait=ack_wait, deliver_policy=deliver_policy
+        ),
     )
     try:
         while True:
@@ -79,7 +84,12 @@ async def consume(
             await sub.unsubscribe()
 
 
-async def consume_visibility(js: JetStreamContext, repository: CatalogRepository, durable: str) -> None:
+async def consume_visibility(
+    js: JetStreamContext,
+    repository: CatalogRepository,
+    durable: str,
+    deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
+) -> None:
     """Apply made_public/made_private to the collection documents."""
 
     async def apply(event: EventEnvelope) -> None:
@@ -90,7 +100,7 @@ async def consume_visibility(js: JetStreamContext, repository: CatalogRepository
             # event changes nothing, so the flag converges on access_service's state.
             await repository.apply_visibility(collection_id, is_public, event.entity_version)
 
-    await consume(js, SUBJECT, durable, apply)
+    await consume(js, SUBJECT, durable, apply, deliver_policy=deliver_policy)
 
 
 FACTS_SUBJECT = "hub.access.>"
@@ -136,13 +146,18 @@ FACT_EVENTS: dict[str, tuple[Literal["share", "member", "role"], bool]] = {
 }
 
 
-async def consume_facts(js: JetStreamContext, views: ReaderViews, durable: str) -> None:
+async def consume_facts(
+    js: JetStreamContext,
+    views: ReaderViews,
+    durable: str,
+    deliver_policy: DeliverPolicy = DeliverPolicy.ALL,
+) -> None:
     """Apply access events' visibility facts (`apply_fact_event`)."""
 
     async def apply(event: EventEnvelope) -> None:
         await apply_fact_event(views, event)
 
-    await consume(js, FACTS_SUBJECT, durable, apply, ack_wait=30)
+    await consume(js, FACTS_SUBJECT, durable, apply, ack_wait=30, deliver_policy=deliver_policy)
 
 
 async def apply_fact_event(views: ReaderViews, event: EventEnvelope) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, model_validator
 
 from shared.settings import ServiceSettings
@@ -18,9 +16,6 @@ class HistorySettings(ServiceSettings):
 
     # The durable pull consumer on HUB_EVENTS that every replica shares (each event goes to one of them).
     consumer_durable: str = Field(default="history", pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    # Where a newly created durable starts: "all" replays the whole stream into the projection. Only
-    # read when the durable does not exist yet; tests on a shared server use "new".
-    consumer_deliver_policy: Literal["all", "new"] = "all"
     # Deliveries of one event before it is dead-lettered (a poison event is dead-lettered at once).
     consumer_max_deliver: int = Field(default=20, ge=2, le=1000)
     # Redelivery waits after an unacknowledged delivery; the first is also the ack wait, so it must

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,6 +36,10 @@ class ServiceSettings(BaseSettings):
     # Publish what a request wrote from memory right after it (false: wake the polling pass instead, the
     # design before issue 12, kept to measure against).
     outbox_publish_from_memory: bool = True
+    # Where a newly created durable consumer on HUB_EVENTS starts (history's, catalog's): "all" replays the
+    # whole stream. Only read when the durable does not exist yet; tests on a shared server use "new", so
+    # no stack applies another stack's events (user and group ids repeat from one stack to the next).
+    consumer_deliver_policy: Literal["all", "new"] = "all"
     internal_secret: SecretStr = SecretStr("")
     # Peers reached over internal HTTP (authorization decisions, collection look-ups).
     catalog_url: str = "http://127.0.0.1:8081"

@@ -11,7 +11,7 @@ from tests.support import Hub
     ("method", "path", "allowed"),
     [
         ("TRACE", "/v1/me", "GET"),
-        ("GET", "/api/v2/collections/x1/assets", "POST"),
+        ("PUT", "/api/v2/collections/x1/assets", "POST"),
         ("PATCH", "/v1/collections", "GET"),
         ("PUT", "/admin/groups", "GET"),
     ],
