@@ -9,19 +9,22 @@ import os
 import signal
 import sys
 import threading
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
+import httpx
 
 from collections_hub.client import Hub
-from collections_hub.client.errors import Conflict
+from collections_hub.client.errors import Conflict, HubConnectionError
 from collections_hub.client.transport import Credentials
 from collections_hub.console import (
     EXIT_INTERRUPTED,
     EXIT_PARTIAL,
+    EXIT_UNREACHABLE,
     EXIT_USAGE,
     admin_key,
     default_url,
@@ -32,7 +35,7 @@ from collections_hub.console import (
 )
 from collections_hub.stack import EmbeddedStack, StackConfig
 from collections_hub.supervisor import Supervisor
-from collections_hub.transfer.export import Exporter, ExportReport
+from collections_hub.transfer.export import Exporter, ExportReport, partial_file, unwritable_reason
 from collections_hub.transfer.importer import Importer, ImportReport
 from collections_hub.transfer.journal import Journal
 from collections_hub.transfer.migrate import Listener, MigrationReport, Migrator
@@ -234,10 +237,60 @@ class BarListener(Listener):
         self.bars.advance(self.members, members)
 
 
-def state_path(source: str, dialect: str, key: str) -> Path:
-    """The default state file: one per (source, dialect, key), so the same command finds its own."""
-    digest = hashlib.sha256(f"{source}\n{dialect}\n{key}".encode()).hexdigest()[:16]
+def state_file(*identity: str) -> Path:
+    """`$HUB_DATA_DIR/migrations/<hash of identity>.jsonl`."""
+    digest = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:16]
     return Path(os.environ.get("HUB_DATA_DIR", ".hub-data")) / "migrations" / f"{digest}.jsonl"
+
+
+def state_path(source: str, dialect: str, key: str, dest: str) -> Path:
+    """The default state file: one per (source, dialect, key, destination hub and user), so the same
+    command finds its own and a copy into another hub or another user starts afresh."""
+    return state_file(source, dialect, key, dest)
+
+
+def chosen_state(state: Path | None, source: str, dialect: str, key: str, dest: str) -> Path:
+    """`--state`, else the default; refused while a state file named before destinations counted (by
+    source, dialect and key only) is there, since only the user knows which destination it was for."""
+    if state is not None:
+        return state
+    path, legacy = state_path(source, dialect, key, dest), state_file(source, dialect, key)
+    if legacy.exists() and not path.exists():
+        fail(
+            f"{legacy} records an earlier migration from {source} without saying into which hub and user: "
+            f"if it was into this one, rerun with --state {legacy}; if not, with --state {path}",
+            EXIT_USAGE,
+        )
+    return path
+
+
+def origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port: what tells two services apart."""
+    return url.scheme, url.host, url.port
+
+
+def unreachable_end(exc: HubConnectionError, ends: tuple[str, ...]) -> str:
+    """Which of `ends` (URLs) the failed call went to, from the transport error the client wraps."""
+    cause = exc.__cause__
+    try:
+        called = cause.request.url if isinstance(cause, httpx.RequestError) else None
+    except RuntimeError:  # an error raised without its request
+        called = None
+    if called is not None:
+        matching = [end for end in ends if origin(httpx.URL(end)) == origin(called)]
+        if len(matching) == 1:
+            return matching[0]
+    return " or ".join(ends)
+
+
+@contextmanager
+def naming_unreachable(*ends: str) -> Iterator[None]:
+    """A lost connection names the end it was lost to (friendly_errors knows only one URL)."""
+    try:
+        yield
+    except HubConnectionError as exc:
+        why = exc.message.removeprefix("cannot reach the hub: ")
+        fail(f"cannot reach {unreachable_end(exc, ends)}: {why}", EXIT_UNREACHABLE)
 
 
 def migration_rows(report: MigrationReport) -> list[tuple[str, str]]:
@@ -251,7 +304,7 @@ def migration_rows(report: MigrationReport) -> list[tuple[str, str]]:
                 f"{' (already copied)' if row.done else ''}",
             )
             for row in report.plan
-        ] + [("members in all", str(report.members))]
+        ] + [("members in all", str(report.members)), ("state file", report.state_file)]
     return [
         ("collections at the source", str(report.total)),
         ("copied now", str(report.copied)),
@@ -262,6 +315,7 @@ def migration_rows(report: MigrationReport) -> list[tuple[str, str]]:
         ("items given a new id", str(len(report.items_remapped))),
         ("shares restored", str(report.shares)),
         ("failed", str(len(report.failed))),
+        ("state file", report.state_file),
     ]
 
 
@@ -291,18 +345,23 @@ def migrate(
     resume = "interrupted; run the same command again to continue"  # the journal says where
     with ExitStack() as resources:
         bars = resources.enter_context(progress_bars(not as_json))
-        resources.enter_context(friendly_errors(source if dry_run else f"{source} or {url}", resume))
-        journal = Journal(state or state_path(source, dialect, api_key), source)
-        resources.callback(journal.close)
+        resources.enter_context(friendly_errors(f"{source} or {url}", resume))
+        resources.enter_context(naming_unreachable(source, url))
         source_hub = resources.enter_context(
             Hub(source, credentials=Credentials.for_dialect(api_key, dialect), rate=rate)
         )
         dest = resources.enter_context(Hub(url, api_key=to_api_key or hub_key(None), rate=rate))
+        # The copies' owner here, with the hub, names the destination (in the state file's name and start).
+        dest_identity = f"{url.rstrip('/')} user {dest.me().user_id}"
+        path = chosen_state(state, source, dialect, api_key, dest_identity)
+        journal = Journal(path, source, dest_identity)
+        resources.callback(journal.close)
         admin = admin_hub(url)
         if admin is not None:
             resources.enter_context(admin)
         reader = SourceReader(source_hub, dialect)
         migrator = Migrator(reader, dest, journal, admin=admin, listener=BarListener(bars))
+        migrator.report.state_file = str(path)
         report = migrator.plan() if dry_run else migrator.run()
     emit(report, as_json, "dry run: would copy" if dry_run else "migration", migration_rows)
     for source_id, why in report.failed.items():
@@ -332,39 +391,54 @@ def export_rows(report: ExportReport) -> list[tuple[str, str]]:
     ]
 
 
+def output_path(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """`-o`: `-` (stdout), or a file whose directory exists and is writable; refused before any work."""
+    if value != "-" and (why := unwritable_reason(Path(value))):
+        raise click.BadParameter(why)
+    return value
+
+
 @cli.command("export")
 @click.option("--project", default=None, help="NAMESPACE/PROJECT to export")
 @click.option("--user", "user_id", type=int, default=None, help="export what this user owns (admin key)")
-@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-", help="file (- stdout)")
+@click.option("-o", "--output", default="-", callback=output_path, help="file (- stdout)")
 @click.option("--url", default=default_url, show_default="local stack", help=URL_HELP)
 @click.option("--api-key", default=None, help="key (default: HUB_API_KEY, then the admin key)")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON (on stderr with -o -)")
 def export_command(
-    *, project: str | None, user_id: int | None, output: Any, url: str, api_key: str | None, as_json: bool
+    *, project: str | None, user_id: int | None, output: str, url: str, api_key: str | None, as_json: bool
 ) -> int:
-    """Write one project's or one user's collections, members, shares and history as JSON Lines."""
+    """Write one project's or one user's collections, members, shares and history as JSON Lines (a file
+    appears only when the export finished: a failed or interrupted one leaves none)."""
     if project and user_id is not None:
         fail("give --project or --user, not both", EXIT_USAGE)
-    interrupted = "interrupted; the file is incomplete (import refuses it): run the export again"
-    with (
-        progress_bars(not as_json) as bars,
-        friendly_errors(url, interrupted),
-        Hub(url, api_key=hub_key(api_key)) as hub,
-    ):
+    to_stdout = output == "-"
+    interrupted = (
+        "interrupted; the output is incomplete (import refuses it): run the export again"
+        if to_stdout
+        else f"interrupted; nothing was written to {output}: run the export again"
+    )
+    with ExitStack() as resources:
+        # Entered first so it is left last: whatever stops the export (friendly_errors' exit included)
+        # removes the partial file.
+        out = sys.stdout if to_stdout else resources.enter_context(partial_file(Path(output)))
+        bars = resources.enter_context(progress_bars(not as_json))
+        resources.enter_context(friendly_errors(url, interrupted))
+        hub = resources.enter_context(Hub(url, api_key=hub_key(api_key)))
         exporter = Exporter(
             hub,
-            output,
+            out,
             project=project_arg(project),
             user_id=user_id,
             on_collection=collection_bar(bars, "collections"),
         )
         report = exporter.run()
-        output.flush()
-    if output.name == "<stdout>":
+        out.flush()
+    if to_stdout:
         if as_json:
             click.echo(json.dumps(report.__dict__, indent=2, sort_keys=True), err=True)
         return 0
-    emit(report, as_json, f"exported to {output.name}", export_rows)
+    emit(report, as_json, f"exported to {output}", export_rows)
     return 0
 
 
@@ -415,7 +489,8 @@ def owner_key(url: str, email: str) -> str:
 def import_command(
     *, file: Any, project: str | None, owner_email: str | None, url: str, api_key: str | None, as_json: bool
 ) -> int:
-    """Load an export file into this hub (collection ids are new; item ids kept where free)."""
+    """Load an export file into this hub (collection and item ids kept where free here, else new; keeping
+    a collection id needs the admin key)."""
     with ExitStack() as resources:
         bars = resources.enter_context(progress_bars(not as_json))
         resources.enter_context(friendly_errors(url))

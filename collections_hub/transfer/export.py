@@ -8,9 +8,13 @@ category, visibility, owner, original title; C: thumbnail and counts), assets an
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 
 from collections_hub.client import Hub
@@ -24,6 +28,37 @@ PERSONAL = "personal"
 # A history entry lists every id its change named (up to 10,000 node ids for one call): one entry a page
 # bounds memory by that per-call limit, never by the collection's size (5 a page measured 135 MB at 50,000).
 HISTORY_PAGE = 1
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why an export cannot be written at `path` (checked before any work), or None when it can."""
+    directory = path.parent
+    if path.is_dir():
+        return f"{path} is a directory"
+    if not directory.is_dir():
+        return f"directory {directory} does not exist"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"cannot create files in {directory}"
+    return None
+
+
+@contextmanager
+def partial_file(path: Path) -> Iterator[IO[str]]:
+    """A hidden file beside `path`, renamed onto it when the export finishes and removed when it fails in
+    any way (unreachable hub, error answer, Ctrl-C, a bug), so no truncated export is ever left at `path`
+    and an earlier file there stays as it was. Only kill -9 leaves the hidden `.partial` file behind."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    partial = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            yield out
+        umask = os.umask(0)
+        os.umask(umask)
+        partial.chmod(0o666 & ~umask)  # mkstemp makes 0600; a finished export gets a plain file's mode
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 @dataclass

@@ -3,8 +3,9 @@
 Each finished step appends one line and flushes it, so a step costs the same however much was copied
 before, and a run stopped at any point (Ctrl-C, a network failure, kill -9) leaves a journal whose last
 complete line says exactly what was done. A torn last line (killed mid-write) is ignored, and cut off
-before the next append so that line starts clean. The first line names the source (`start`): a journal
-is never continued for another source.
+before the next append so that line starts clean. The first line names the source and the destination
+(`start`: hub URL and owning user): a journal is never continued for another source or destination.
+Journals written before the destination was recorded name only the source and are continued for any.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ class JournalError(ValueError):
 class Journal:
     """Replays the state file, then appends to it."""
 
-    def __init__(self, path: Path, source: str) -> None:
-        self.path, self.source = path, source
+    def __init__(self, path: Path, source: str, dest: str | None = None) -> None:
+        self.path, self.source, self.dest = path, source, dest
         self.collections: dict[str, Progress] = {}
         self.items: dict[str, str] = {}  # "asset:<source id>" -> destination id
         self.started = False  # the `start` line is written
@@ -60,6 +61,9 @@ class Journal:
         kind = record["op"]
         if kind == "start" and record["source"] != self.source:
             raise JournalError(f"{self.path} records a migration from {record['source']}, not {self.source}")
+        recorded = record.get("dest")
+        if kind == "start" and recorded is not None and self.dest is not None and recorded != self.dest:
+            raise JournalError(f"{self.path} records a migration into {recorded}, not {self.dest}")
         if kind == "start":
             self.started = True
             return
@@ -76,9 +80,10 @@ class Journal:
             progress.steps.add(record["step"])
 
     def append(self, record: dict[str, Any]) -> None:
-        """Record one finished step (applied to the in-memory state too); the first names the source."""
+        """Record one finished step (applied to the in-memory state too); the first names both ends."""
         if not self.started:
-            self._write({"op": "start", "source": self.source})
+            start = {"op": "start", "source": self.source}
+            self._write(start if self.dest is None else {**start, "dest": self.dest})
         self._write(record)
 
     def _write(self, record: dict[str, Any]) -> None:

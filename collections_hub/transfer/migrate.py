@@ -69,6 +69,7 @@ class MigrationReport:
     warnings: list[str] = field(default_factory=list)
     plan: list[PlanRow] = field(default_factory=list)
     collections: dict[str, str] = field(default_factory=dict)  # source id -> id here
+    state_file: str = ""  # the journal this run read and appended to
 
 
 def now_iso() -> str:
