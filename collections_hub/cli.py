@@ -38,7 +38,7 @@ from collections_hub.supervisor import Supervisor
 from collections_hub.transfer.export import Exporter, ExportReport, partial_file, unwritable_reason
 from collections_hub.transfer.importer import Importer, ImportReport
 from collections_hub.transfer.journal import Journal
-from collections_hub.transfer.migrate import Listener, MigrationReport, Migrator
+from collections_hub.transfer.migrate import OUTCOMES, Listener, MigrationReport, Migrator
 from collections_hub.transfer.source import SourceCollection, SourceReader
 
 URL_HELP = "gateway URL (default: the local stack, http://127.0.0.1:$HUB_PORT)"
@@ -305,16 +305,16 @@ def migration_rows(report: MigrationReport) -> list[tuple[str, str]]:
             )
             for row in report.plan
         ] + [("members in all", str(report.members)), ("state file", report.state_file)]
+    outcomes = [
+        (kind, ", ".join(f"{counts[outcome]:,} {outcome}" for outcome in OUTCOMES))
+        for kind, counts in report.outcomes.items()
+    ]
     return [
-        ("collections at the source", str(report.total)),
-        ("copied now", str(report.copied)),
-        ("copied before (skipped)", str(report.already_done)),
-        ("adopted after an interrupted create", str(report.adopted)),
-        ("assets and models linked", str(report.members)),
-        ("registry items created", str(report.items_registered)),
-        ("items given a new id", str(len(report.items_remapped))),
-        ("shares restored", str(report.shares)),
-        ("failed", str(len(report.failed))),
+        ("collections at the source", f"{report.total:,}"),
+        *outcomes,
+        ("assets and models linked", f"{report.members:,}"),
+        ("items given a new id", f"{len(report.items_remapped):,}"),
+        ("shares restored", f"{report.shares:,}"),
         ("state file", report.state_file),
     ]
 

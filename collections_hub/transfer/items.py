@@ -86,16 +86,22 @@ def source_item(source: Hub, kind: str, item_id: str) -> tuple[str, str | None]:
 
 
 def register(dest: Hub, kind: str, item_id: str, name: str, url: str | None) -> str:
-    """Register the item at the destination under its own id if free; the id it has there.
+    """Register the item at the destination under its own id if free; the id it has there."""
+    return register_item(dest, kind, item_id, name, url)[0]
+
+
+def register_item(dest: Hub, kind: str, item_id: str, name: str, url: str | None) -> tuple[str, str]:
+    """Register the item at the destination under its own id if free: (the id it has there, "created" or
+    "adopted").
 
     A taken id holding the same name and url is the same item (registered by an earlier, interrupted
-    run, or shared between sources) and is reused; one holding anything else gets a fresh id.
+    run, or shared between sources) and is adopted; one holding anything else gets a fresh id (created).
     """
     registry = dest.assets if kind == "asset" else dest.models
     try:
-        return registry.create(name, url=url, id=item_id).id
+        return registry.create(name, url=url, id=item_id).id, "created"
     except Conflict:
         existing: Item = registry.retrieve(item_id)
         if existing.name == name and existing.url == url:
-            return existing.id
-    return registry.create(name, url=url).id
+            return existing.id, "adopted"
+    return registry.create(name, url=url).id, "created"

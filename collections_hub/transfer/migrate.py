@@ -19,12 +19,15 @@ from pydantic import ValidationError
 from collections_hub.client import Hub
 from collections_hub.client.errors import ApiError, BadRequest
 from collections_hub.client.ops import MAX_LINK_IDS, chunks
-from collections_hub.transfer.items import register, source_item
+from collections_hub.transfer.items import register_item, source_item
 from collections_hub.transfer.journal import Journal, Progress
 from collections_hub.transfer.people import People
 from collections_hub.transfer.source import SourceCollection, SourceReader
 
 KINDS = ("asset", "model")
+# What the summary counts, per kind of thing copied (`MigrationReport.outcomes`).
+OUTCOME_KINDS = ("collections", "assets", "models", "users", "groups")
+OUTCOMES = ("created", "adopted", "skipped", "failed")
 # How far a server's createdAt may lag the intent's local clock and still be that create's collection.
 CLOCK_SKEW = timedelta(seconds=5)
 
@@ -53,9 +56,19 @@ class PlanRow:
     done: bool
 
 
+def no_outcomes() -> dict[str, dict[str, int]]:
+    """Every kind with every outcome at 0."""
+    return {kind: dict.fromkeys(OUTCOMES, 0) for kind in OUTCOME_KINDS}
+
+
 @dataclass
 class MigrationReport:
-    """What a run did."""
+    """What a run did. `outcomes` counts per kind: collections created (finished this run), adopted
+    (made by an interrupted create), skipped (copied before), failed; registry items created here or
+    adopted (the same item already here) or skipped (registered by an earlier run); users created (or
+    invited as guests) or failed (not shared with); groups created or adopted (same name here) or failed.
+    Users and groups count once each however many collections name them; `unshared` lists every share
+    not restored, by collection."""
 
     total: int = 0
     copied: int = 0
@@ -70,6 +83,8 @@ class MigrationReport:
     plan: list[PlanRow] = field(default_factory=list)
     collections: dict[str, str] = field(default_factory=dict)  # source id -> id here
     state_file: str = ""  # the journal this run read and appended to
+    outcomes: dict[str, dict[str, int]] = field(default_factory=no_outcomes)
+    unshared: list[str] = field(default_factory=list)
 
 
 def now_iso() -> str:
@@ -90,9 +105,14 @@ class Migrator:
         listener: Listener | None = None,
     ) -> None:
         self.reader, self.dest, self.journal = reader, dest, journal
-        self.people = People(dest, admin)
         self.listener = listener or Listener()
         self.report = MigrationReport()
+        self.people = People(dest, admin, counted=self.count)
+        self.items_seen: set[str] = set()  # registry items met in this run
+
+    def count(self, kind: str, outcome: str) -> None:
+        """One more `outcome` for `kind` in the summary."""
+        self.report.outcomes[kind][outcome] += 1
 
     def plan(self) -> MigrationReport:
         """Read everything and say what would be copied; nothing is written anywhere."""
@@ -122,6 +142,7 @@ class Migrator:
             progress = self.journal.progress(c.id)
             if "done" in progress.steps:
                 self.report.already_done += 1
+                self.count("collections", "skipped")
                 self.report.collections[c.id] = progress.dest_id or ""
                 self.listener.collection_done(c, 0)
                 continue
@@ -131,23 +152,32 @@ class Migrator:
                 if exc.status is None or exc.status >= 500 or exc.status == 429:
                     raise  # the service is in trouble: stop here; a rerun continues
                 self.report.failed[c.id] = exc.message
+                self.count("collections", "failed")
                 members = 0
             except ValidationError as exc:  # refused by the hub's own request models before sending
                 self.report.failed[c.id] = "; ".join(str(e["msg"]) for e in exc.errors())
+                self.count("collections", "failed")
                 members = 0
             self.listener.collection_done(c, members)
+        if self.report.unshared:  # one line, not one a share (a library shared with existing users has many)
+            users, groups = (self.report.outcomes[kind]["failed"] for kind in ("users", "groups"))
+            self.report.warnings.append(
+                f"{len(self.report.unshared)} shares not restored ({users} users, {groups} groups failed): "
+                "listed under `unshared` by --json"
+            )
         return self.report
 
     def _copy(self, c: SourceCollection, progress: Progress, dest_owner: str) -> int:
         journal = self.journal
         assert journal is not None
+        adopted_now = False
         if progress.dest_id is None:
             adopted = self._adopt(c, progress, dest_owner) if progress.intent_since else None
             if adopted is None:
                 journal.append({"op": "intent", "source_id": c.id, "since": now_iso()})
                 created = self._create(c)
             else:
-                created = adopted
+                created, adopted_now = adopted, True
                 self.report.adopted += 1
             journal.append({"op": "created", "source_id": c.id, "dest": created})
         assert progress.dest_id is not None
@@ -173,6 +203,7 @@ class Migrator:
             journal.append({"op": "step", "source_id": c.id, "step": "shares"})
         journal.append({"op": "step", "source_id": c.id, "step": "done"})
         self.report.copied += 1
+        self.count("collections", "adopted" if adopted_now else "created")
         return members
 
     def _create(self, c: SourceCollection) -> str:
@@ -222,10 +253,15 @@ class Migrator:
         assert self.journal is not None
         key = f"{kind}:{source_id}"
         if key in self.journal.items:
+            if key not in self.items_seen:
+                self.items_seen.add(key)
+                self.count(f"{kind}s", "skipped")
             return self.journal.items[key]
         name, url = source_item(self.reader.hub, kind, source_id)
-        dest_id = register(self.dest, kind, source_id, name, url)
+        dest_id, outcome = register_item(self.dest, kind, source_id, name, url)
         self.journal.append({"op": "item", "key": key, "dest": dest_id})
+        self.items_seen.add(key)
+        self.count(f"{kind}s", outcome)
         self.report.items_registered += 1
         if dest_id != source_id:
             self.report.items_remapped[key] = dest_id
@@ -241,5 +277,5 @@ class Migrator:
             emails = [u.email for u in group.users]
             if self.people.share_group(dest_id, group.name, group.description, emails):
                 self.report.shares += 1
-        self.report.warnings.extend(f"{c.id}: {why}" for why in self.people.unresolved)
+        self.report.unshared.extend(f"{c.id}: {why}" for why in self.people.unresolved)
         self.people.unresolved.clear()
