@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from nats.js.api import DeliverPolicy
@@ -41,26 +41,19 @@ log = logging.getLogger(__name__)
 OUTBOX_COLLECTIONS = ["namespaces", "projects", "datasets", "assets", "models", "collections"]
 
 
-async def recover_forever(
-    membership: Membership, views: ReaderViews, verifier: ViewVerifier, settings: CatalogSettings
-) -> None:
-    """Finish interrupted membership changes and view updates now and then, and check a slice of the views
-    against the rules (a failed round is retried the next time)."""
-
-    async def verify() -> None:
-        if settings.views_verify_per_pass:
-            await verifier.run_pass(settings.views_verify_per_pass)
-
+async def repeat_forever(passes: tuple[Callable[[], Awaitable[object]], ...], interval: float) -> None:
+    """Run the passes one after another, again every `interval` seconds (a failed pass is retried the next
+    time: recovery must outlive a database outage)."""
     while True:
         raise_if_cancelling()
-        for recover in (membership.recover_stale, membership.recover_thumbnails, views.recover, verify):
+        for run_pass in passes:
             try:
-                await recover()
+                await run_pass()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - recovery must outlive a database outage
+            except Exception as exc:  # noqa: BLE001 - retried next round
                 log.warning("recovery failed, will retry: %s", exc)
-        await asyncio.sleep(settings.member_recovery_interval_seconds)
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: CatalogSettings) -> web.Application:
@@ -119,11 +112,20 @@ def create_app(settings: CatalogSettings) -> web.Application:
             app[METRICS_KEY],
             confirm_seconds=settings.views_verify_confirm_seconds,
         )
-        task = asyncio.create_task(recover_forever(membership, views, verifier, settings), name="recovery")
+        interval = settings.member_recovery_interval_seconds
+        recoveries = (membership.recover_stale, membership.recover_thumbnails, views.recover)
+        tasks = [asyncio.create_task(repeat_forever(recoveries, interval), name="recovery")]
+        if per_pass := settings.views_verify_per_pass:
+            # A task of its own: checking everyone's view of a large hub takes a while, and must not hold
+            # back finishing the changes a crash interrupted.
+            verify = (lambda: verifier.run_pass(per_pass),)
+            tasks.append(asyncio.create_task(repeat_forever(verify, interval), name="views-verifier"))
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await client.close()
 
     async def visibility_resource(app: web.Application) -> AsyncIterator[None]:

@@ -1,10 +1,12 @@
 """`collections-hub views verify` against a running stack whose own background verifier is off: a hub at rest
 checks clean (exit 0); a view that drifted (a collection listed to a reader who may not read it, as the
 audit's leak left one) is reported (exit 4) and left; `--repair` repairs it, and the reader's list is right
-again; a key that is not an admin's is refused (docs/scale.md, "Lists: the verifier")."""
+again; a key that is not an admin's is refused. And on a stack whose catalog walks the views by itself, a
+drifted view is repaired and counted with no command run (docs/scale.md, "Lists: the verifier")."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -112,3 +114,64 @@ async def test_only_an_admin_may_verify(hub: Hub, quiet_stack: EmbeddedStack, tm
     assert "Traceback" not in result.stderr
     status, _ = await json_of(hub, "POST", "/admin/views/verify", key=key, json={})
     assert status == 403
+
+
+@pytest.fixture(scope="module")
+def checking_stack(
+    mongodb_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedStack]:
+    """A stack whose catalog walks every view often (each recovery round, every 0.2 s)."""
+    with running_stack(
+        tmp_path_factory.mktemp("views-checked"),
+        mongodb_url,
+        nats_url,
+        "checked",
+        extra_env={
+            "HUB_VIEWS_VERIFY_PER_PASS": "500",
+            "HUB_VIEWS_VERIFY_CONFIRM_SECONDS": "0",
+            "HUB_MEMBER_RECOVERY_INTERVAL_SECONDS": "0.2",
+        },
+    ) as stack:
+        yield stack
+
+
+async def repairs_counted(catalog_url: str) -> float:
+    """`catalog_view_repairs_total`, summed over its drift kinds, as catalog exports it."""
+    async with ClientSession() as http, http.get(f"{catalog_url}/metrics") as response:
+        text = await response.text()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("catalog_view_repairs_total{")
+    )
+
+
+async def test_catalog_finds_repairs_and_counts_a_drifted_view_by_itself(
+    checking_stack: EmbeddedStack,
+) -> None:
+    """With no command run, catalog's own walk over the views removes a leaked entry from a reader's list
+    and counts the repair in its metrics (what the HubViewRepairs alert reads)."""
+    async with ClientSession() as http:
+        hub = Hub(checking_stack.gateway_url, http, checking_stack.admin_api_key)
+        _, alice_key = await hub.user_with_key()
+        bob, bob_key = await hub.user_with_key()
+        status, created = await json_of(hub, "POST", "/v1/collections", key=alice_key, json={"name": "mine"})
+        assert status == 200, created
+        client: AsyncMongoClient[Document] = AsyncMongoClient(checking_stack.config.mongodb_url or "")
+        try:
+            db = client[f"{checking_stack.config.database_prefix}_catalog"]
+            await corrupt(
+                ReaderViews(ViewRepository(db), CatalogRepository(db)),
+                view_key(user_reader(bob["id"])),
+                add=created["collection"]["id"],
+            )
+        finally:
+            await client.close()
+        (catalog_url,) = checking_stack.replica_urls("catalog_service")
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:  # bounded: the walk takes a fraction of a second here
+            _, listed = await json_of(hub, "GET", "/v1/collections", key=bob_key)
+            if listed["collections"] == [] and await repairs_counted(catalog_url) >= 1:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "the drifted view was never repaired"
+            await asyncio.sleep(0.2)
