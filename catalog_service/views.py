@@ -56,10 +56,8 @@ def dialect_c(doc: Document) -> dict[str, Any]:
         "updatedAt": doc["updated_at"],
     }
     if thumbnail := doc.get("thumbnail"):
-        # 003 types `url` as a string: a thumbnail whose asset has no url shows no `url` key, never null.
-        view["thumbnail"] = {"assetId": thumbnail["asset_id"]}
-        if thumbnail.get("url") is not None:
-            view["thumbnail"]["url"] = thumbnail["url"]
+        # 003 types `url` as a required string: the asset's url, or "" when it was registered without one.
+        view["thumbnail"] = {"assetId": thumbnail["asset_id"], "url": thumbnail.get("url") or ""}
     return view
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -28,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from collections_hub.client.errors import ApiError, HubConnectionError
+from collections_hub.client.errors import ApiError, HubConnectionError, InvalidInput
 from collections_hub.transfer.archive import ArchiveError
 from collections_hub.transfer.journal import JournalError
 
@@ -77,8 +76,8 @@ def friendly_errors(url: str, interrupted: str = "interrupted") -> Iterator[None
         fail(f"{url} answered {exc.message}{hint.get(exc.status or 0, '')}", EXIT_API)
     except (ArchiveError, JournalError) as exc:
         fail(str(exc), EXIT_USAGE)
-    except ValidationError as exc:  # the hub's request models refused an input before it was sent
-        fail(f"invalid input: {'; '.join(str(e['msg']) for e in exc.errors())}", EXIT_USAGE)
+    except InvalidInput as exc:  # the hub's request models refused an input before it was sent
+        fail(exc.message, EXIT_USAGE)
     except KeyboardInterrupt:
         fail(interrupted, EXIT_INTERRUPTED)
 

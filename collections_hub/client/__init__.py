@@ -3,7 +3,8 @@
 from collections_hub.client import Hub
 with Hub("http://127.0.0.1:8080", api_key=KEY) as hub:
     box = hub.collections.create("holiday")
-    hub.collections.assets.add(box.id, ["asset-1"])
+    beach = hub.assets.create("beach", url="https://example.com/beach.jpg")  # items are registered first
+    hub.collections.assets.add(box.id, [beach.id])
     names = [c.name for c in hub.collections.list()]   # follows nextPaginationToken lazily
 """
 
@@ -15,10 +16,12 @@ from collections_hub.client.errors import (
     Conflict,
     HubConnectionError,
     HubError,
+    InvalidInput,
     NotFound,
     PermissionDenied,
     RateLimited,
     ServerError,
+    UnexpectedAnswer,
     UnprocessableEntity,
 )
 from collections_hub.client.models import Collection, CollectionDetails, HistoryEntry, Item, ProjectCollection
@@ -38,6 +41,7 @@ __all__ = [
     "Hub",
     "HubConnectionError",
     "HubError",
+    "InvalidInput",
     "Item",
     "NotFound",
     "PermissionDenied",
@@ -45,5 +49,6 @@ __all__ = [
     "RateLimited",
     "RetryPolicy",
     "ServerError",
+    "UnexpectedAnswer",
     "UnprocessableEntity",
 ]

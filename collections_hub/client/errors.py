@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 
 class HubError(Exception):
@@ -19,8 +23,24 @@ class HubConnectionError(HubError):
     """No answer: the connection was refused, reset or timed out (after the retries the call allowed)."""
 
 
+class InvalidInput(HubError, ValueError):
+    """Refused before sending: the hub's own request models rejected an argument (`errors()` says which)."""
+
+    def __init__(self, message: str, *, details: Sequence[ErrorDetails]) -> None:
+        super().__init__(message)
+        self.details = list(details)
+
+    def errors(self) -> list[ErrorDetails]:
+        """Each refused field: `loc`, `msg` and `type`, as pydantic reports them."""
+        return list(self.details)
+
+
 class ApiError(HubError):
     """The server answered with an error status."""
+
+
+class UnexpectedAnswer(ApiError):
+    """A success status whose body the client cannot read (not a hub, or a version it does not know)."""
 
 
 class BadRequest(ApiError):
@@ -80,9 +100,21 @@ def message_of(body: Any) -> str | None:
     return None
 
 
-def error_for(status: int, body: Any, *, retry_after: float = 0.0) -> ApiError:
-    """The typed exception for an error answer."""
-    message = f"{status}: {message_of(body) or 'request failed'}"
+def invalid_input(exc: ValidationError) -> InvalidInput:
+    """The client's error for arguments a request model refused: `invalid input: name: String should...`."""
+    details = exc.errors(include_url=False)
+    fields = [
+        f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"] for e in details
+    ]
+    return InvalidInput(f"invalid input: {'; '.join(fields)}", details=details)
+
+
+def error_for(status: int, body: Any, *, retry_after: float = 0.0, subject: str | None = None) -> ApiError:
+    """The typed exception for an error answer; a 404 names `subject` (`collection abc123`) when given."""
+    if status == 404 and subject:
+        message = f"{status}: {subject} not found"
+    else:
+        message = f"{status}: {message_of(body) or 'request failed'}"
     if status == 429:
         return RateLimited(message, status=status, body=body, retry_after=retry_after)
     if status >= 500:

@@ -1,16 +1,16 @@
 """Every call the client makes, as data (`Op`): the sync and async clients only differ in how they run them.
 
 Request bodies are built with the services' own request models, so a body the server would refuse is
-refused here first, with the same rules.
+refused here first, with the same rules, as `InvalidInput` (a `HubError`) naming each refused field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from access_service.schemas import (
     ApiKeyCreate,
@@ -38,6 +38,7 @@ from catalog_service.schemas import (
     ViewsVerify,
 )
 from collections_hub.client import models as m
+from collections_hub.client.errors import invalid_input
 from collections_hub.client.transport import Op
 
 M = TypeVar("M", bound=BaseModel)
@@ -54,6 +55,19 @@ def seg(value: str | int) -> str:
 def body_of(model: BaseModel) -> dict[str, Any]:
     """The JSON body of a validated request model (fields the caller left out stay out)."""
     return model.model_dump(mode="json", exclude_unset=True)
+
+
+def valid(model: type[BaseModel], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The body `model` makes of `fields`, or `InvalidInput` naming every field it refuses."""
+    try:
+        return body_of(model.model_validate(fields))
+    except ValidationError as exc:
+        raise invalid_input(exc) from exc
+
+
+def collection(collection_id: str) -> str:
+    """What a 404 of a call on one collection means is missing."""
+    return f"collection {collection_id}"
 
 
 def under(key: str, model: type[M]) -> Callable[[Any], M]:
@@ -94,12 +108,17 @@ def list_collections(page_size: int, token: str | None) -> Op[m.Page[m.Collectio
 
 def create_collection(name: str) -> Op[m.Collection]:
     """Create (dialect C): a name only."""
-    return Op("POST", C, under("collection", m.Collection), body_of(CollectionCreateC(name=name)))
+    return Op("POST", C, under("collection", m.Collection), valid(CollectionCreateC, {"name": name}))
 
 
 def retrieve_collection(collection_id: str) -> Op[m.Collection]:
     """One collection, with counts and thumbnail."""
-    return Op("GET", f"{C}/{seg(collection_id)}", under("collection", m.Collection))
+    return Op(
+        "GET",
+        f"{C}/{seg(collection_id)}",
+        under("collection", m.Collection),
+        subject=collection(collection_id),
+    )
 
 
 def update_collection(
@@ -111,22 +130,26 @@ def update_collection(
         fields["name"] = name
     if thumbnail_asset_id is not None:
         fields["thumbnail"] = {"assetId": thumbnail_asset_id}
-    body = body_of(CollectionUpdateC.model_validate(fields))
-    return Op("PUT", f"{C}/{seg(collection_id)}", under("collection", m.Collection), body)
+    body = valid(CollectionUpdateC, fields)
+    parse = under("collection", m.Collection)
+    return Op("PUT", f"{C}/{seg(collection_id)}", parse, body, subject=collection(collection_id))
 
 
 def delete_collection(collection_id: str) -> Op[None]:
     """Delete (every dialect answers 404 for it afterwards)."""
-    return Op("DELETE", f"{C}/{seg(collection_id)}", ignore)
+    return Op("DELETE", f"{C}/{seg(collection_id)}", ignore, subject=collection(collection_id))
 
 
 def link_items(collection_id: str, kind: ItemKind, ids: Sequence[str], *, add: bool) -> Op[m.Collection]:
     """Add or remove up to 49 registered assets or models (set semantics, so safe to repeat)."""
     body = (
-        body_of(AssetIdsC(assetIds=list(ids))) if kind == "asset" else body_of(ModelIdsC(modelIds=list(ids)))
+        valid(AssetIdsC, {"assetIds": list(ids)})
+        if kind == "asset"
+        else valid(ModelIdsC, {"modelIds": list(ids)})
     )
     path = f"{C}/{seg(collection_id)}/{kind}s"
-    return Op("PUT" if add else "DELETE", path, under("collection", m.Collection), body)
+    parse = under("collection", m.Collection)
+    return Op("PUT" if add else "DELETE", path, parse, body, subject=collection(collection_id))
 
 
 def list_items(
@@ -141,7 +164,8 @@ def list_items(
         items = [m.CollectionItem.model_validate(item) for item in body[f"{kind}s"]]
         return m.Page(items=items, next=body.get("nextPaginationToken"))
 
-    return Op("GET", f"{C}/{seg(collection_id)}/{kind}s", parse, params=params)
+    path = f"{C}/{seg(collection_id)}/{kind}s"
+    return Op("GET", path, parse, params=params, subject=collection(collection_id))
 
 
 def history_page(collection_id: str, page_size: int, token: str | None) -> Op[m.Page[m.HistoryEntry]]:
@@ -154,7 +178,8 @@ def history_page(collection_id: str, page_size: int, token: str | None) -> Op[m.
         page = m.HistoryPageC.model_validate(body)
         return m.Page(items=page.data, next=page.next_pagination_token)
 
-    return Op("GET", f"{C}/{seg(collection_id)}/history", parse, params=params)
+    path = f"{C}/{seg(collection_id)}/history"
+    return Op("GET", path, parse, params=params, subject=collection(collection_id))
 
 
 # --- dialect B: details and sharing ----------------------------------------------------------------------
@@ -168,7 +193,8 @@ def history_page_v2(collection_id: str, cursor: str | None) -> Op[m.Page[m.Histo
         page = m.HistoryPageV2.model_validate(body).history
         return m.Page(items=page.results, next=page.next_cursor)
 
-    return Op("GET", f"{B}/{seg(collection_id)}/history/{seg(cursor or '0')}", parse)
+    path = f"{B}/{seg(collection_id)}/history/{seg(cursor or '0')}"
+    return Op("GET", path, parse, subject=collection(collection_id))
 
 
 def list_ids() -> Op[list[str]]:
@@ -184,30 +210,33 @@ def create_detailed(
     fields |= {k: v for k, v in (("description", description), ("category", category)) if v is not None}
     if tags is not None:
         fields["tags"] = list(tags)
-    body = body_of(CollectionCreateB.model_validate(fields))
+    body = valid(CollectionCreateB, fields)
     return Op("POST", B, under("collection", m.CollectionDetails), body)
 
 
 def details(collection_id: str) -> Op[m.CollectionDetails]:
     """Title, description, category, tags, owner e-mail and visibility."""
-    return Op("GET", f"{B}/{seg(collection_id)}", under("collection", m.CollectionDetails))
+    parse = under("collection", m.CollectionDetails)
+    return Op("GET", f"{B}/{seg(collection_id)}", parse, subject=collection(collection_id))
 
 
 def update_details(collection_id: str, fields: dict[str, Any]) -> Op[m.CollectionDetails]:
     """Change any of title, description, category, tags (None clears description or category)."""
-    body = body_of(CollectionUpdateB.model_validate(fields))
-    return Op("PUT", f"{B}/{seg(collection_id)}", under("collection", m.CollectionDetails), body)
+    body = valid(CollectionUpdateB, fields)
+    parse = under("collection", m.CollectionDetails)
+    return Op("PUT", f"{B}/{seg(collection_id)}", parse, body, subject=collection(collection_id))
 
 
 def set_public(collection_id: str, public: bool) -> Op[m.VisibilityV2]:
     """Make public or private (400 when it already is)."""
     path = f"{B}/{seg(collection_id)}/{'public' if public else 'private'}"
-    return Op("POST", path, as_model(m.VisibilityV2), idempotent=True)
+    return Op("POST", path, as_model(m.VisibilityV2), idempotent=True, subject=collection(collection_id))
 
 
 def shared_users(collection_id: str, everyone: bool) -> Op[m.UsersV2]:
     """The owner and shared users and guests; with `everyone`, also members of shared groups."""
-    return Op("GET", f"{B}/{seg(collection_id)}/{'all_users' if everyone else 'users'}", as_model(m.UsersV2))
+    path = f"{B}/{seg(collection_id)}/{'all_users' if everyone else 'users'}"
+    return Op("GET", path, as_model(m.UsersV2), subject=collection(collection_id))
 
 
 def share_user(collection_id: str, user_id: int, *, add: bool) -> Op[m.OkV2]:
@@ -218,13 +247,15 @@ def share_user(collection_id: str, user_id: int, *, add: bool) -> Op[m.OkV2]:
 
 def invite_guest(collection_id: str, email: str) -> Op[m.UsersV2]:
     """Invite a guest by e-mail (creates the guest user; sends mail: never sent twice by a retry)."""
-    body = body_of(GuestInvite.model_validate({"email": email}))
-    return Op("POST", f"{B}/{seg(collection_id)}/guests", as_model(m.UsersV2), body)
+    body = valid(GuestInvite, {"email": email})
+    path = f"{B}/{seg(collection_id)}/guests"
+    return Op("POST", path, as_model(m.UsersV2), body, subject=collection(collection_id))
 
 
 def shared_groups(collection_id: str) -> Op[m.GroupsPublic]:
     """The user groups it is shared with."""
-    return Op("GET", f"{B}/{seg(collection_id)}/user_groups", as_model(m.GroupsPublic))
+    path = f"{B}/{seg(collection_id)}/user_groups"
+    return Op("GET", path, as_model(m.GroupsPublic), subject=collection(collection_id))
 
 
 def share_group(collection_id: str, group_id: int, *, add: bool) -> Op[m.OkV2]:
@@ -252,7 +283,7 @@ def list_project(base: str, page_size: int, token: str | None) -> Op[m.Page[m.Pr
 
 def create_in_project(base: str, fields: dict[str, Any]) -> Op[m.ProjectCollection]:
     """Create with a unique name (409 when taken) and any of description, tags, metadata, members."""
-    body = body_of(CollectionCreateA.model_validate(fields))
+    body = valid(CollectionCreateA, fields)
     return Op("POST", f"{base}/collections", as_model(m.ProjectCollection), body)
 
 
@@ -263,7 +294,7 @@ def retrieve_in_project(base: str, name: str) -> Op[m.ProjectCollection]:
 
 def update_in_project(base: str, name: str, fields: dict[str, Any]) -> Op[m.ProjectCollection]:
     """PATCH: name, description, tags, metadata, datasetId, members (a full replace)."""
-    body = body_of(CollectionUpdateA.model_validate(fields))
+    body = valid(CollectionUpdateA, fields)
     return Op(
         "PATCH", f"{base}/collections/{seg(name)}", as_model(m.ProjectCollection), body, idempotent=True
     )
@@ -276,7 +307,7 @@ def delete_in_project(base: str, name: str) -> Op[None]:
 
 def change_members(base: str, name: str, ids: Sequence[str], *, add: bool) -> Op[m.MembersChanged]:
     """Add or remove node ids (set semantics, so safe to repeat)."""
-    body = body_of(MembersAdd(add=list(ids)) if add else MembersRemove(remove=list(ids)))
+    body = valid(MembersAdd, {"add": list(ids)}) if add else valid(MembersRemove, {"remove": list(ids)})
     path = f"{base}/collections/{seg(name)}/members"
     return Op("POST" if add else "DELETE", path, as_model(m.MembersChanged), body, idempotent=True)
 
@@ -293,19 +324,19 @@ def create_item(kind: ItemKind, name: str, url: str | None, item_id: str | None)
         "POST",
         f"/v1/{kind}s",
         as_model(m.Item),
-        body_of(ItemCreate.model_validate(fields)),
+        valid(ItemCreate, fields),
         idempotent=item_id is not None,
     )
 
 
 def retrieve_item(kind: ItemKind, item_id: str) -> Op[m.Item]:
     """One registered asset or model."""
-    return Op("GET", f"/v1/{kind}s/{seg(item_id)}", as_model(m.Item))
+    return Op("GET", f"/v1/{kind}s/{seg(item_id)}", as_model(m.Item), subject=f"{kind} {item_id}")
 
 
 def delete_item(kind: ItemKind, item_id: str) -> Op[None]:
     """Remove from the registry (owner or admin)."""
-    return Op("DELETE", f"/v1/{kind}s/{seg(item_id)}", ignore)
+    return Op("DELETE", f"/v1/{kind}s/{seg(item_id)}", ignore, subject=f"{kind} {item_id}")
 
 
 # --- the caller and the admin API -----------------------------------------------------------------------
@@ -317,24 +348,24 @@ def me() -> Op[m.Principal]:
 def create_user(email: str, role: str, first_name: str | None, last_name: str | None) -> Op[m.UserPublic]:
     """Create a user (a taken e-mail is a 409, so never two)."""
     fields = {"email": email, "role": role, "first_name": first_name, "last_name": last_name}
-    body = body_of(UserCreate.model_validate({k: v for k, v in fields.items() if v is not None}))
+    body = valid(UserCreate, {k: v for k, v in fields.items() if v is not None})
     return Op("POST", "/admin/users", as_model(m.UserPublic), body, idempotent=True)
 
 
 def get_user(user_id: int) -> Op[m.UserPublic]:
     """One user."""
-    return Op("GET", f"/admin/users/{seg(user_id)}", as_model(m.UserPublic))
+    return Op("GET", f"/admin/users/{seg(user_id)}", as_model(m.UserPublic), subject=f"user {user_id}")
 
 
 def create_key(user_id: int, name: str | None) -> Op[m.ApiKeyCreated]:
     """Issue an API key (shown once; a retry could issue two, so it is not retried)."""
-    body = body_of(ApiKeyCreate.model_validate({"name": name} if name else {}))
+    body = valid(ApiKeyCreate, {"name": name} if name else {})
     return Op("POST", f"/admin/users/{seg(user_id)}/api-keys", as_model(m.ApiKeyCreated), body)
 
 
 def verify_views(after: str, limit: int, repair: bool) -> Op[m.ViewsVerified]:
     """Check the next `limit` list views after `after` against the rules (and repair them)."""
-    body = body_of(ViewsVerify(after=after, limit=limit, repair=repair))
+    body = valid(ViewsVerify, {"after": after, "limit": limit, "repair": repair})
     return Op("POST", "/admin/views/verify", as_model(m.ViewsVerified), body)
 
 
@@ -346,7 +377,7 @@ def revoke_key(key_id: str) -> Op[m.RevokeResult]:
 def create_group(name: str, description: str | None) -> Op[m.GroupPublic]:
     """Create a user group."""
     fields = {"name": name} | ({"description": description} if description is not None else {})
-    return Op("POST", "/admin/groups", as_model(m.GroupPublic), body_of(GroupCreate.model_validate(fields)))
+    return Op("POST", "/admin/groups", as_model(m.GroupPublic), valid(GroupCreate, fields))
 
 
 def list_groups() -> Op[m.GroupsPublic]:
@@ -356,7 +387,7 @@ def list_groups() -> Op[m.GroupsPublic]:
 
 def add_group_members(group_id: int, user_ids: Sequence[int]) -> Op[m.GroupPublic]:
     """Put users into a group (set semantics)."""
-    body = body_of(GroupMembersAdd(user_ids=list(user_ids)))
+    body = valid(GroupMembersAdd, {"user_ids": list(user_ids)})
     return Op(
         "POST", f"/admin/groups/{seg(group_id)}/members", as_model(m.GroupPublic), body, idempotent=True
     )
@@ -364,20 +395,20 @@ def add_group_members(group_id: int, user_ids: Sequence[int]) -> Op[m.GroupPubli
 
 def set_project_role(namespace: str, project: str, user_id: int, role: str) -> Op[m.ProjectMember]:
     """Give a user a role on a project."""
-    body = body_of(ProjectRoleUpdate.model_validate({"role": role}))
+    body = valid(ProjectRoleUpdate, {"role": role})
     path = f"/admin/namespaces/{seg(namespace)}/projects/{seg(project)}/members/{seg(user_id)}"
     return Op("PUT", path, as_model(m.ProjectMember), body)
 
 
 def create_namespace(slug: str, name: str | None) -> Op[dict[str, Any]]:
     """Create a namespace."""
-    body = body_of(NamespaceCreate.model_validate({"slug": slug} | ({"name": name} if name else {})))
+    body = valid(NamespaceCreate, {"slug": slug} | ({"name": name} if name else {}))
     return Op("POST", "/admin/namespaces", dict, body)
 
 
 def create_project(namespace: str, slug: str, name: str | None) -> Op[m.ProjectCreated]:
     """Create a project in a namespace."""
-    body = body_of(ProjectCreate.model_validate({"slug": slug} | ({"name": name} if name else {})))
+    body = valid(ProjectCreate, {"slug": slug} | ({"name": name} if name else {}))
     return Op("POST", f"/admin/namespaces/{seg(namespace)}/projects", as_model(m.ProjectCreated), body)
 
 
@@ -390,5 +421,5 @@ def import_collection(fields: dict[str, Any]) -> Op[m.ProjectCollection]:
         "POST",
         "/admin/collections",
         as_model(m.ProjectCollection),
-        body_of(CollectionImport.model_validate(fields)),
+        valid(CollectionImport, fields),
     )

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import httpx
+from pydantic import ValidationError
 
-from collections_hub.client.errors import HubConnectionError, error_for
+from collections_hub.client.errors import HubConnectionError, UnexpectedAnswer, error_for
 
 T = TypeVar("T")
 AuthScheme = Literal["x-api-key", "bearer", "basic"]
@@ -41,6 +42,7 @@ class Op(Generic[T]):
     body: Any = None
     params: Mapping[str, str | int] | None = None
     idempotent: bool | None = None  # None: by method (POST is not)
+    subject: str | None = None  # what a 404 means is missing, when the call names one thing: "collection 7"
 
     @property
     def repeatable(self) -> bool:
@@ -154,8 +156,13 @@ def _outcome(op: Op[Any], response: httpx.Response, attempt: int, retry: RetryPo
 def _result(op: Op[T], response: httpx.Response) -> T:
     body = decode(response)
     if response.status_code >= 400:
-        raise error_for(response.status_code, body, retry_after=retry_after_of(response) or 0.0)
-    return op.parse(body)
+        retry_after = retry_after_of(response) or 0.0
+        raise error_for(response.status_code, body, retry_after=retry_after, subject=op.subject)
+    try:
+        return op.parse(body)
+    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+        message = f"{response.status_code}: an answer the client cannot read ({op.method} {op.path})"
+        raise UnexpectedAnswer(message, status=response.status_code, body=body) from exc
 
 
 def _failure_wait(op: Op[Any], exc: httpx.TransportError, attempt: int, retry: RetryPolicy) -> float:

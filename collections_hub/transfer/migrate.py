@@ -14,10 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from pydantic import ValidationError
-
 from collections_hub.client import Hub
-from collections_hub.client.errors import ApiError, BadRequest
+from collections_hub.client.errors import ApiError, BadRequest, InvalidInput
 from collections_hub.client.ops import MAX_LINK_IDS, chunks
 from collections_hub.transfer.items import register_item, source_item
 from collections_hub.transfer.journal import Journal, Progress
@@ -154,7 +152,7 @@ class Migrator:
                 self.report.failed[c.id] = exc.message
                 self.count("collections", "failed")
                 members = 0
-            except ValidationError as exc:  # refused by the hub's own request models before sending
+            except InvalidInput as exc:  # refused by the hub's own request models before sending
                 self.report.failed[c.id] = "; ".join(str(e["msg"]) for e in exc.errors())
                 self.count("collections", "failed")
                 members = 0

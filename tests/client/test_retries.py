@@ -113,5 +113,5 @@ def test_errors_are_typed_with_status_and_body() -> None:
     with pytest.raises(NotFound) as raised:
         hub.collections.retrieve("nope")
     assert (raised.value.status, raised.value.body) == (404, {"error": "collection not found"})
-    assert str(raised.value) == "404: collection not found"
+    assert str(raised.value) == "404: collection nope not found"  # names the id it asked for
     assert len(sent) == 1

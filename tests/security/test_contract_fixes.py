@@ -80,8 +80,8 @@ async def test_dialect_a_history_is_404_right_after_the_delete(hub: Hub) -> None
 
 
 # --- (c) no `"url": null` ---------------------------------------------------------------------------------
-async def test_items_and_thumbnails_without_a_url_show_no_url_key(hub: Hub) -> None:
-    """An asset or model without a url has no `url` key (never null), nor has the thumbnail it becomes."""
+async def test_items_without_a_url_show_no_url_key_and_their_thumbnail_an_empty_one(hub: Hub) -> None:
+    """An asset or model without a url has no `url` key (never null); a thumbnail of one has `url: ""`."""
     status, asset = await json_of(hub, "POST", "/v1/assets", json={"name": "no-url"})
     assert status == 201
     assert "url" not in asset
@@ -95,9 +95,10 @@ async def test_items_and_thumbnails_without_a_url_show_no_url_key(hub: Hub) -> N
     _, made = await json_of(hub, "POST", "/v1/collections", json={"name": "thumbs"})
     cid = made["collection"]["id"]
     _, body = await json_of(hub, "PUT", f"/v1/collections/{cid}/assets", json={"assetIds": [asset["id"]]})
-    assert body["collection"]["thumbnail"] == {"assetId": asset["id"]}
+    assert body["collection"]["thumbnail"] == {"assetId": asset["id"], "url": ""}
     assert (await json_of(hub, "GET", f"/v1/collections/{cid}"))[1]["collection"]["thumbnail"] == {
-        "assetId": asset["id"]
+        "assetId": asset["id"],
+        "url": "",
     }
     await json_of(hub, "PUT", f"/v1/collections/{cid}/assets", json={"assetIds": [with_url["id"]]})
     _, body = await json_of(
