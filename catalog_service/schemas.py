@@ -381,10 +381,10 @@ class MessageB(Answer):
 
 
 class ThumbnailPublicC(Answer):
-    """The collection's thumbnail: one of its assets, and that asset's url when it has one."""
+    """The collection's thumbnail: one of its assets, and that asset's url (empty when it has none)."""
 
     assetId: str  # noqa: N815
-    url: str | SkipJsonSchema[None] = Field(default=None, description="absent when the asset has no url")
+    url: str = Field(description="the asset's url; empty when it has none (document 003: a string)")
 
 
 class CollectionPublicC(Answer):
