@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from catalog_service.collection_crud import Collections
 from catalog_service.member_repository import MemberRepository
 from catalog_service.repository import CatalogRepository, ItemKind
-from shared.cursors import InvalidToken, TokenSigner
-from shared.errors import DomainError, Invalid, ValidationFailed
+from shared.cursors import InvalidToken, TokenSigner, invalid_cursor
+from shared.errors import DomainError, Invalid
 from shared.mongo import Document
 from shared.principal import Principal
 
 PAGE_SIZE_B = 20  # dialect B pages as its history does
-_ECHO_LIMIT = 64
 _POSITION_DIGITS = 19  # positions are int64 counters
 
 
@@ -62,13 +61,6 @@ class ItemCursors:
         return int(position)
 
 
-def echoable(value: str) -> str:
-    """A value as an error may repeat it: short printable ASCII as given, anything else a placeholder."""
-    if len(value) <= _ECHO_LIMIT and all(" " <= ch <= "~" for ch in value):
-        return value
-    return "(omitted)"
-
-
 class ItemLists:
     """Pages of a collection's assets or models, for whoever may read the collection."""
 
@@ -96,8 +88,7 @@ class ItemLists:
         """Dialect B: 20 assets after the cursor (`0`: the first page); a cursor not issued is 422."""
 
         def refused() -> DomainError:
-            shown = echoable(cursor)
-            return ValidationFailed(f"Invalid parameter 'cursor' value \"{shown}\": Invalid cursor")
+            return invalid_cursor("cursor", cursor, "Invalid cursor")
 
         token = None if cursor == "0" else cursor
         return await self._page(principal, collection_id, "asset", PAGE_SIZE_B, token, refused=refused)

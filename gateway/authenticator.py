@@ -63,10 +63,6 @@ class Authenticator:
         self._hits = lookups.labels(metrics.service, "principals", "hit")
         self._misses = lookups.labels(metrics.service, "principals", "miss")
 
-    async def authenticate(self, credentials: Credentials) -> Caller:
-        """The caller these credentials prove."""
-        return self.cached(credentials) or await self.resolve(credentials)
-
     def cached(self, credentials: Credentials) -> Caller | None:
         """The caller these credentials proved within the last `ttl`, without asking anyone; else None."""
         cached = self._cache.get(credentials.cache_key)

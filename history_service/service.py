@@ -36,7 +36,8 @@ from shared import event_types as catalogue
 from shared.authz import AccessDecisions
 from shared.catalog_directory import CollectionDirectory, CollectionInfo
 from shared.clock import stamp, timestamp
-from shared.errors import NotFound, ValidationFailed
+from shared.cursors import invalid_cursor
+from shared.errors import NotFound
 from shared.events import EventEnvelope
 from shared.mongo import Document
 from shared.principal import Principal
@@ -203,22 +204,6 @@ def _int_or_str(value: Any) -> int | str:
         return value
     text = str(value)
     return int(text) if text.isdigit() else text
-
-
-# Longest cursor value an error message repeats; anything longer, or not printable ASCII, is not echoed.
-_ECHO_LIMIT = 64
-
-
-def echoable(value: str) -> str:
-    """The value as an error may show it: short printable ASCII as given, anything else a placeholder."""
-    if len(value) <= _ECHO_LIMIT and all(" " <= ch <= "~" for ch in value):
-        return value
-    return "(omitted)"
-
-
-def invalid_cursor(name: str, value: str, what: str) -> ValidationFailed:
-    """Dialect B's message for a cursor it did not issue, with the value as given when safe to repeat."""
-    return ValidationFailed(f"Invalid parameter '{name}' value \"{echoable(value)}\": {what}")
 
 
 def entry_of(doc: Document, head: Document | None, current: CollectionInfo) -> HistoryEntry:

@@ -18,6 +18,8 @@ import hmac
 import re
 import secrets
 
+from shared.errors import ValidationFailed
+
 # Changing the label invalidates every token issued before (a key rotation does the same).
 _KEY_LABEL = b"collections-hub/pagination-token/v1\x00"
 _TAG_BYTES = 32
@@ -29,6 +31,22 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
 class InvalidToken(ValueError):
     """The token was not issued by this service for this scope."""
+
+
+# Longest cursor value an error message repeats; anything longer, or not printable ASCII, is not echoed.
+_ECHO_LIMIT = 64
+
+
+def echoable(value: str) -> str:
+    """The value as an error may show it: short printable ASCII as given, anything else a placeholder."""
+    if len(value) <= _ECHO_LIMIT and all(" " <= ch <= "~" for ch in value):
+        return value
+    return "(omitted)"
+
+
+def invalid_cursor(name: str, value: str, what: str) -> ValidationFailed:
+    """Dialect B's message for a cursor it did not issue, with the value as given when safe to repeat."""
+    return ValidationFailed(f"Invalid parameter '{name}' value \"{echoable(value)}\": {what}")
 
 
 def _encode(raw: bytes) -> str:
