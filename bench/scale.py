@@ -352,20 +352,7 @@ async def members_scale(bench: Bench, section: Section) -> bool:
 async def item_page_ms(bench: Bench, path: str, actor: Actor) -> tuple[float, float, int]:
     """Median ms of a C item-list page through the gateway (CALLS calls after a warm-up), catalog's
     commands for one, and how many items it showed."""
-    times, commands, shown = [], 0.0, 0
-    for n in range(CALLS + 1):
-        before = await catalog_commands(bench)
-        started = time.perf_counter()
-        async with bench.http.get(f"{bench.gateway}{path}", headers=actor.headers()) as r:
-            body = await r.json()
-            if r.status != 200:
-                raise RuntimeError(f"GET {path} -> {r.status}")
-        if n:
-            times.append((time.perf_counter() - started) * 1000)
-        after = await catalog_commands(bench)
-        commands = sum(after[c] - before.get(c, 0.0) for c in after)
-        shown = len(body["assets"])
-    return statistics.median(times), commands, shown
+    return await page_ms(bench, path, actor, listed="assets", calls=CALLS, warm_up=True)
 
 
 async def item_pages(bench: Bench, section: Section, owner: Actor, c_ids: dict[int, str], large: int) -> bool:
@@ -458,23 +445,33 @@ async def seed_collections(bench: Bench, owner: Actor, count: int) -> tuple[str,
     return project_id, time.perf_counter() - started
 
 
-async def page_ms(bench: Bench, path: str, actor: Actor) -> tuple[float, float, int]:
-    """Median ms of a page through the gateway (three calls), catalog's commands for one, and its size.
+async def page_ms(
+    bench: Bench,
+    path: str,
+    actor: Actor,
+    *,
+    listed: str = "collections",
+    calls: int = 3,
+    warm_up: bool = False,
+) -> tuple[float, float, int]:
+    """Median ms of a page through the gateway (`calls` calls, after one untimed call with `warm_up`),
+    catalog's commands for one, and how many of `listed` it showed.
 
     (No `bench.settle()` between calls: it counts pending outboxes over every collection, a scan that
     would take longer than the pages, and lists write nothing.)"""
     times, commands, size = [], 0.0, 0
-    for _ in range(3):
+    for n in range(calls + 1 if warm_up else calls):
         before = await catalog_commands(bench)
         started = time.perf_counter()
         async with bench.http.get(f"{bench.gateway}{path}", headers=actor.headers()) as r:
             body = await r.json()
             if r.status != 200:
                 raise RuntimeError(f"GET {path} -> {r.status}")
-        times.append((time.perf_counter() - started) * 1000)
+        if n or not warm_up:
+            times.append((time.perf_counter() - started) * 1000)
         after = await catalog_commands(bench)
         commands = sum(after[c] - before.get(c, 0.0) for c in after)
-        size = len(body["collections"])
+        size = len(body[listed])
     return statistics.median(times), commands, size
 
 
